@@ -1,0 +1,238 @@
+//! Running a plan: cache lookups, layer execution, layer blobs, snapshot.
+//!
+//! The working root lives in the store's `compose/tmp` (same filesystem,
+//! swept at the next lock if we are killed). It is materialized lazily:
+//! cache hits cost nothing until a later layer misses, at which point the
+//! hits below it are extracted in order.
+
+use crate::exec::{self, StepContext};
+use crate::plan::{Plan, PlannedLayer, Work};
+use crate::scrub;
+use anyhow::{Context, Result};
+use compose_store::{
+    changes, scan, write_layer, CachedLayer, LayerDigest, LayerEntry, LayerOptions, Selection,
+    SnapshotId, SnapshotSpec, Store,
+};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::io::{BufWriter, Write};
+use std::path::Path;
+use std::time::{Instant, SystemTime};
+
+#[derive(Debug, Clone, Default)]
+pub struct BuildOptions {
+    /// Rebuild every layer, ignoring (and then overwriting) cache entries.
+    pub no_cache: bool,
+    /// Stream command output instead of logging it.
+    pub verbose: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct LayerReport {
+    pub index: usize,
+    pub name: String,
+    pub key: String,
+    pub digest: String,
+    pub size: u64,
+    pub cache: &'static str,
+    pub seconds: f64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct BuildReport {
+    pub image: String,
+    pub snapshot: SnapshotId,
+    pub layers: Vec<LayerReport>,
+    pub seconds: f64,
+}
+
+impl BuildReport {
+    pub fn all_hits(&self) -> bool {
+        self.layers.iter().all(|l| l.cache == "hit")
+    }
+}
+
+/// Where a build reports what it is doing (the CLI prints to stderr).
+pub trait Progress {
+    fn layer_started(&mut self, index: usize, total: usize, layer: &PlannedLayer, cached: bool);
+    fn layer_finished(&mut self, total: usize, report: &LayerReport);
+}
+
+/// A progress sink that says nothing (tests, --verify's second build).
+pub struct Quiet;
+impl Progress for Quiet {
+    fn layer_started(&mut self, _: usize, _: usize, _: &PlannedLayer, _: bool) {}
+    fn layer_finished(&mut self, _: usize, _: &LayerReport) {}
+}
+
+/// Builds `plan` into `store` and tags the snapshot. Takes the store lock.
+pub fn build(
+    store: &Store,
+    plan: &Plan,
+    opts: &BuildOptions,
+    progress: &mut dyn Progress,
+) -> Result<BuildReport> {
+    let _lock = store.lock().context("locking the store")?;
+    build_locked(store, plan, opts, progress)
+}
+
+/// [`build`] for a caller that already holds the store lock.
+pub fn build_locked(
+    store: &Store,
+    plan: &Plan,
+    opts: &BuildOptions,
+    progress: &mut dyn Progress,
+) -> Result<BuildReport> {
+    let started = Instant::now();
+    let work = store
+        .temp_dir("build-")
+        .context("creating the build directory")?;
+    let root = work.path().join("rootfs");
+    let total = plan.layers.len();
+    let mut reports = Vec::with_capacity(total);
+    let mut entries = Vec::with_capacity(total);
+    // Cached layers not yet extracted into `root` (lazy, see module docs).
+    let mut pending: Vec<LayerDigest> = Vec::new();
+    for (index, layer) in plan.layers.iter().enumerate() {
+        let t = Instant::now();
+        let cached = if opts.no_cache {
+            None
+        } else {
+            store.cache_lookup(&layer.key)?
+        };
+        progress.layer_started(index, total, layer, cached.is_some());
+        let (record, hit) = match cached {
+            Some(c) => {
+                pending.push(c.digest);
+                (c, true)
+            }
+            None => {
+                materialize(store, &root, &mut pending)?;
+                let c = run_layer(store, plan, layer, &root, work.path(), opts)
+                    .with_context(|| format!("building layer {} ({})", index + 1, layer.name))?;
+                store.cache_record(&layer.key, &c)?;
+                (c, false)
+            }
+        };
+        let report = LayerReport {
+            index,
+            name: layer.name.clone(),
+            key: layer.key.to_string(),
+            digest: record.digest.to_string(),
+            size: record.size,
+            cache: if hit { "hit" } else { "miss" },
+            seconds: t.elapsed().as_secs_f64(),
+        };
+        progress.layer_finished(total, &report);
+        reports.push(report);
+        entries.push(LayerEntry {
+            digest: record.digest,
+            size: record.size,
+            created_by: layer.created_by.clone(),
+            comment: layer.name.clone(),
+        });
+    }
+    let spec = SnapshotSpec {
+        image: plan.image.clone(),
+        architecture: plan.base.architecture.clone(),
+        source_date_epoch: plan.base.source_date_epoch,
+        layers: entries,
+        labels: labels(plan),
+    };
+    let snapshot = store.write_snapshot(&spec)?;
+    store.tag(&plan.image, &snapshot, SystemTime::now())?;
+    Ok(BuildReport {
+        image: plan.image.clone(),
+        snapshot,
+        layers: reports,
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+fn labels(plan: &Plan) -> BTreeMap<String, String> {
+    let mut l = BTreeMap::new();
+    l.insert("io.compose.image".into(), plan.image.clone());
+    l.insert("io.compose.suite".into(), plan.base.suite.clone());
+    l.insert(
+        "io.compose.layers".into(),
+        plan.layers
+            .iter()
+            .map(|p| p.name.as_str())
+            .collect::<Vec<_>>()
+            .join(","),
+    );
+    l
+}
+
+/// Extracts the pending cached layers into `root`, in order.
+fn materialize(store: &Store, root: &Path, pending: &mut Vec<LayerDigest>) -> Result<()> {
+    if pending.is_empty() {
+        return Ok(());
+    }
+    std::fs::create_dir_all(root)?;
+    for digest in pending.drain(..) {
+        let blob = store.open_blob(&digest.digest())?;
+        compose_store::apply_layer(root, std::io::BufReader::with_capacity(1 << 20, blob))
+            .with_context(|| format!("extracting cached layer {digest}"))?;
+    }
+    Ok(())
+}
+
+/// Runs one layer in `root` and stores what it changed as a blob.
+fn run_layer(
+    store: &Store,
+    plan: &Plan,
+    layer: &PlannedLayer,
+    root: &Path,
+    work: &Path,
+    opts: &BuildOptions,
+) -> Result<CachedLayer> {
+    let epoch = plan.base.source_date_epoch;
+    let selection_owner;
+    let selection = match &layer.work {
+        Work::Base(base) => {
+            let log = work.join("base.log");
+            exec::run_base(base, root, &log, opts.verbose)?;
+            scrub::scrub(root)?;
+            Selection::All
+        }
+        Work::Layer(spec) => {
+            let before = scan(root).context("scanning the root before the layer")?;
+            let cx = StepContext {
+                root,
+                work,
+                image: &plan.image,
+                layer: &spec.name,
+                source_date_epoch: epoch,
+                verbose: opts.verbose,
+            };
+            for (i, step) in spec.steps.iter().enumerate() {
+                exec::run_step(&cx, i, step)?;
+            }
+            scrub::scrub(root)?;
+            let after = scan(root).context("scanning the root after the layer")?;
+            selection_owner = changes(&before, &after);
+            Selection::Changes(&selection_owner)
+        }
+    };
+    let mut writer = store.blob_writer()?;
+    {
+        let mut buf = BufWriter::with_capacity(1 << 20, &mut writer);
+        write_layer(
+            root,
+            selection,
+            &LayerOptions {
+                source_date_epoch: epoch,
+            },
+            &mut buf,
+        )
+        .context("writing the layer blob")?;
+        buf.flush()?;
+    }
+    let (digest, size) = writer.commit()?;
+    Ok(CachedLayer {
+        digest: LayerDigest::from(digest),
+        size,
+        created_by: layer.created_by.clone(),
+    })
+}

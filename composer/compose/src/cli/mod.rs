@@ -1,0 +1,104 @@
+//! One file per verb. Data goes to stdout, progress and errors to stderr.
+
+mod build;
+mod check;
+mod snapshots;
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+const ABOUT: &str = "Build, publish and serve network-booted, diskless Debian cluster nodes.";
+
+const LONG_ABOUT: &str = "\
+Build, publish and serve network-booted, diskless Debian cluster nodes.
+
+A recipe (TOML) names a Debian base (mmdebstrap, or debootstrap) and an ordered
+list of layers: packages, local .debs, serial console, hostname, files, scripts
+and reusable layers from layers/NAME/. `compose build` turns it into a
+content-addressed snapshot in an OCI image layout; unchanged layers are cache
+hits and the same inputs always give the same digest.
+
+Typical session:
+    compose check recipes/hpc-node.toml
+    compose build recipes/hpc-node.toml
+    compose snapshots";
+
+#[derive(Parser)]
+#[command(name = "compose", version, about = ABOUT, long_about = LONG_ABOUT)]
+pub struct Cli {
+    /// The image store (an OCI image layout).
+    #[arg(
+        long,
+        global = true,
+        env = "COMPOSE_STORE",
+        default_value = "/var/lib/compose"
+    )]
+    store: PathBuf,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    Build(build::Args),
+    Snapshots(snapshots::Args),
+    Check(check::Args),
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Build(a) => build::run(&cli.store, a),
+        Command::Snapshots(a) => snapshots::run(&cli.store, a),
+        Command::Check(a) => check::run(a),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("compose: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Human-readable sizes for listings and progress.
+pub fn human_size(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "kB", "MB", "GB", "TB"];
+    let mut v = bytes as f64;
+    let mut unit = 0;
+    while v >= 1000.0 && unit < UNITS.len() - 1 {
+        v /= 1000.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{v:.1} {}", UNITS[unit])
+    }
+}
+
+/// Loads a recipe, turning its diagnostics into one error.
+pub fn load_recipe(path: &std::path::Path) -> anyhow::Result<compose_recipe::Recipe> {
+    compose_recipe::load_recipe(path, &compose_recipe::LoadOptions::default())
+        .map_err(|e| anyhow::anyhow!("{e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(human_size(999), "999 B");
+        assert_eq!(human_size(1500), "1.5 kB");
+        assert_eq!(human_size(712_300_000), "712.3 MB");
+    }
+}

@@ -1,0 +1,20 @@
+//! The `compose` command line: argument parsing and output only; the work
+//! is in the `composer` library.
+
+mod cli;
+
+use std::ffi::OsString;
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let args: Vec<OsString> = std::env::args_os().collect();
+    // The chroot helper must stay single-threaded until it forks: dispatch
+    // before anything else runs.
+    if args
+        .get(1)
+        .is_some_and(|a| a == composer::chroot::HELPER_VERB)
+    {
+        composer::chroot::helper_main(&args[2..]);
+    }
+    cli::main()
+}

@@ -1,0 +1,114 @@
+//! Atomic file writes and canonical JSON.
+
+use std::io::Write;
+use std::path::Path;
+
+use serde::Serialize;
+
+use crate::error::{IoContext, StoreError};
+
+/// Writes `bytes` to `path` so that readers see either the old or the new
+/// file, never a torn one: temp file in the same directory, fsync, rename,
+/// fsync the directory (so the rename survives a crash).
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".tmp-")
+        .tempfile_in(dir)
+        .at("creating temp file in", dir)?;
+    tmp.write_all(bytes)
+        .at("writing", tmp.path().to_path_buf())?;
+    make_readable(tmp.as_file()).at("setting mode of", tmp.path().to_path_buf())?;
+    tmp.as_file()
+        .sync_all()
+        .at("syncing", tmp.path().to_path_buf())?;
+    tmp.persist(path)
+        .map_err(|e| StoreError::io("renaming into place", path, e.error))?;
+    sync_dir(dir)
+}
+
+/// Temp files are created 0600; store files are world-readable like any
+/// OCI layout (other tools, e.g. skopeo run by another user, read them).
+pub(crate) fn make_readable(file: &std::fs::File) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    file.set_permissions(std::fs::Permissions::from_mode(0o644))
+}
+
+/// fsyncs a directory so entries renamed into it are durable.
+pub(crate) fn sync_dir(dir: &Path) -> Result<(), StoreError> {
+    std::fs::File::open(dir)
+        .and_then(|f| f.sync_all())
+        .at("syncing directory", dir)
+}
+
+/// Creates a directory and its parents; fine if it exists.
+pub(crate) fn mkdir_p(dir: &Path) -> Result<(), StoreError> {
+    std::fs::create_dir_all(dir).at("creating directory", dir)
+}
+
+/// Serializes to canonical JSON: object keys sorted by bytes, no whitespace.
+/// Sorting here (not relying on struct order or map types) keeps digests
+/// stable whatever serde_json features other crates switch on.
+pub(crate) fn canonical_json<T: Serialize>(value: &T) -> std::io::Result<Vec<u8>> {
+    let v = serde_json::to_value(value)?;
+    let mut out = Vec::new();
+    write_value(&v, &mut out)?;
+    Ok(out)
+}
+
+fn write_value(v: &serde_json::Value, out: &mut Vec<u8>) -> Result<(), serde_json::Error> {
+    use serde_json::Value;
+    match v {
+        Value::Object(map) => {
+            let mut keys: Vec<&String> = map.keys().collect();
+            keys.sort();
+            out.push(b'{');
+            for (i, k) in keys.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                serde_json::to_writer(&mut *out, k)?;
+                out.push(b':');
+                write_value(&map[k.as_str()], out)?;
+            }
+            out.push(b'}');
+        }
+        Value::Array(items) => {
+            out.push(b'[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                write_value(item, out)?;
+            }
+            out.push(b']');
+        }
+        scalar => serde_json::to_writer(&mut *out, scalar)?,
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn canonical_json_sorts_keys_recursively() {
+        let v = serde_json::json!({"b": 1, "a": {"d": [true, null], "c": "x\"y"}});
+        let out = canonical_json(&v).unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            r#"{"a":{"c":"x\"y","d":[true,null]},"b":1}"#
+        );
+    }
+
+    #[test]
+    fn write_atomic_replaces_and_leaves_no_temp() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("f.json");
+        write_atomic(&p, b"one").unwrap();
+        write_atomic(&p, b"two").unwrap();
+        assert_eq!(std::fs::read(&p).unwrap(), b"two");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+}

@@ -1,0 +1,275 @@
+//! End-to-end `compose build` on real mmdebstrap bootstraps and chroots.
+//!
+//! One cold build of recipes/minimal.toml is shared by the tests (it takes
+//! a minute or two); each test then builds variations on top of it.
+
+use compose_e2e::*;
+use serde_json::Value;
+use std::fs;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+struct Fixture {
+    store: PathBuf,
+    sandbox: PathBuf,
+    cold: Value,
+    _keep: (tempfile::TempDir, tempfile::TempDir),
+}
+
+/// The shared store with a cold build of minimal.toml in it.
+fn fixture() -> &'static Fixture {
+    static F: OnceLock<Fixture> = OnceLock::new();
+    F.get_or_init(|| {
+        require_root();
+        require_program("mmdebstrap", "mmdebstrap");
+        let store_dir = tempfile::Builder::new()
+            .prefix("compose-store-")
+            .tempdir_in("/var/tmp")
+            .unwrap();
+        let sandbox = recipe_sandbox();
+        let store = store_dir.path().join("store");
+        let recipe = sandbox.path().join("recipes/minimal.toml");
+        let out = compose(&store, &["build", "--json", recipe.to_str().unwrap()]);
+        let cold: Value = serde_json::from_str(&ok(&out)).expect("build --json prints JSON");
+        Fixture {
+            store,
+            sandbox: sandbox.path().to_path_buf(),
+            cold,
+            _keep: (store_dir, sandbox),
+        }
+    })
+}
+
+fn caches(report: &Value) -> Vec<String> {
+    report["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["cache"].as_str().unwrap().to_string())
+        .collect()
+}
+
+fn build_json(store: &Path, recipe: &Path) -> Value {
+    let out = compose(store, &["build", "--json", recipe.to_str().unwrap()]);
+    serde_json::from_str(&ok(&out)).unwrap()
+}
+
+/// minimal.toml plus extra layers, written into the sandbox.
+fn variant(name: &str, extra: &str) -> PathBuf {
+    let f = fixture();
+    let text = fs::read_to_string(f.sandbox.join("recipes/minimal.toml")).unwrap();
+    let path = f.sandbox.join(format!("recipes/{name}.toml"));
+    fs::write(&path, format!("{text}\n{extra}\n")).unwrap();
+    path
+}
+
+#[test]
+fn mirror_cold_build_then_every_layer_is_a_hit() {
+    let f = fixture();
+    let cold = caches(&f.cold);
+    assert!(cold.len() >= 3, "minimal has a base and layers: {cold:?}");
+    assert!(
+        cold.iter().all(|c| c == "miss"),
+        "a cold build misses everywhere: {cold:?}"
+    );
+
+    let again = build_json(&f.store, &f.sandbox.join("recipes/minimal.toml"));
+    assert!(caches(&again).iter().all(|c| c == "hit"), "{again}");
+    assert_eq!(
+        again["snapshot"], f.cold["snapshot"],
+        "same inputs, same digest"
+    );
+    assert!(mounts_under(&f.store).is_empty());
+
+    let list = ok(&compose(&f.store, &["snapshots", "--json"]));
+    let list: Value = serde_json::from_str(&list).unwrap();
+    let snap = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["image"] == "minimal")
+        .expect("minimal is listed");
+    assert_eq!(snap["id"], f.cold["snapshot"]);
+    assert_eq!(snap["layers"].as_u64().unwrap() as usize, cold.len());
+}
+
+#[test]
+fn mirror_skopeo_reads_the_store() {
+    require_program("skopeo", "skopeo");
+    let f = fixture();
+    let out = Command::new("skopeo")
+        .args(["inspect", &format!("oci:{}:minimal", f.store.display())])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "skopeo: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["Architecture"], "amd64");
+    assert_eq!(v["Os"], "linux");
+    assert_eq!(
+        v["Layers"].as_array().unwrap().len(),
+        f.cold["layers"].as_array().unwrap().len()
+    );
+    let digests: Vec<&Value> = f.cold["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| &l["digest"])
+        .collect();
+    for (i, d) in v["Layers"].as_array().unwrap().iter().enumerate() {
+        assert_eq!(d, digests[i], "layer {i}");
+    }
+}
+
+#[test]
+fn mirror_changing_the_last_layer_rebuilds_only_it() {
+    let f = fixture();
+    let first = variant("change-last", "[[layer]]\nname = \"marker\"\nkind = \"script\"\nrun = \"echo one > /etc/compose-marker\"\n");
+    let r1 = build_json(&f.store, &first);
+    let c1 = caches(&r1);
+    let n = c1.len();
+    assert!(c1[..n - 1].iter().all(|c| c == "hit"), "{c1:?}");
+    assert_eq!(c1[n - 1], "miss");
+
+    let second = variant("change-last", "[[layer]]\nname = \"marker\"\nkind = \"script\"\nrun = \"echo two > /etc/compose-marker\"\n");
+    let r2 = build_json(&f.store, &second);
+    let c2 = caches(&r2);
+    assert!(c2[..n - 1].iter().all(|c| c == "hit"), "{c2:?}");
+    assert_eq!(c2[n - 1], "miss");
+    assert_ne!(r1["snapshot"], r2["snapshot"]);
+    assert_ne!(r1["layers"][n - 1]["digest"], r2["layers"][n - 1]["digest"]);
+    // The layer blob holds exactly the change: the marker file, not the world.
+    assert!(
+        r2["layers"][n - 1]["size"].as_u64().unwrap() < 64 * 1024,
+        "{r2}"
+    );
+    assert!(mounts_under(&f.store).is_empty());
+}
+
+#[test]
+fn privileged_failing_script_reports_and_leaves_store_unchanged() {
+    let f = fixture();
+    let before = store_state(&f.store);
+    let recipe = variant(
+        "fails",
+        "[[layer]]\nname = \"boom\"\nkind = \"script\"\nrun = \"echo kaboom-7 >&2; exit 7\"\n",
+    );
+    let out = compose(&f.store, &["build", recipe.to_str().unwrap()]);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(err.contains("boom"), "names the layer: {err}");
+    assert!(err.contains("kaboom-7"), "shows the script's output: {err}");
+    assert!(
+        err.contains("exit status: 7"),
+        "shows the exit status: {err}"
+    );
+    assert!(!err.contains("panicked"), "{err}");
+    assert_eq!(
+        store_state(&f.store),
+        before,
+        "a failed build must not change the store"
+    );
+    assert!(mounts_under(&f.store).is_empty());
+}
+
+#[test]
+fn privileged_interrupted_build_leaves_no_mounts_processes_or_partial_store() {
+    let f = fixture();
+    let before = store_state(&f.store);
+    let recipe = variant(
+        "interrupted",
+        "[[layer]]\nname = \"slow\"\nkind = \"script\"\nrun = \"echo started; exec sleep 3517\"\n",
+    );
+    let log = f.sandbox.join("interrupted.log");
+    let mut child = Command::new(compose_bin())
+        .arg("--store")
+        .arg(&f.store)
+        .args(["build", "--verbose", recipe.to_str().unwrap()])
+        .stdout(Stdio::from(fs::File::create(&log).unwrap()))
+        .stderr(Stdio::from(
+            fs::File::create(f.sandbox.join("interrupted.err")).unwrap(),
+        ))
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(300);
+    while !fs::read_to_string(&log)
+        .unwrap_or_default()
+        .contains("started")
+    {
+        assert!(Instant::now() < deadline, "the slow layer never started");
+        assert!(child.try_wait().unwrap().is_none(), "compose exited early");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // Ctrl-C: SIGINT to the whole process group, as a terminal does.
+    // SAFETY: plain kill(2) on the child's process group.
+    unsafe { libc::kill(-(child.id() as i32), libc::SIGINT) };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while child.try_wait().unwrap().is_none() {
+        assert!(Instant::now() < deadline, "compose did not stop on SIGINT");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        mounts_under(&f.store).is_empty(),
+        "{:?}",
+        mounts_under(&f.store)
+    );
+    assert!(
+        !sleepers("3517"),
+        "a process of the interrupted layer survived"
+    );
+    assert_eq!(
+        store_state(&f.store),
+        before,
+        "an interrupted build must not change the store"
+    );
+    // The next build sweeps what the killed one left in the scratch area.
+    ok(&compose(
+        &f.store,
+        &[
+            "build",
+            f.sandbox.join("recipes/minimal.toml").to_str().unwrap(),
+        ],
+    ));
+    let leftovers: Vec<_> = fs::read_dir(f.store.join("compose/tmp")).unwrap().collect();
+    assert!(
+        leftovers.is_empty(),
+        "scratch area not swept: {leftovers:?}"
+    );
+}
+
+/// True if any process runs `sleep ARG`.
+fn sleepers(arg: &str) -> bool {
+    fs::read_dir("/proc").unwrap().flatten().any(|e| {
+        fs::read(e.path().join("cmdline"))
+            .map(|c| c.split(|b| *b == 0).any(|w| w == arg.as_bytes()))
+            .unwrap_or(false)
+    })
+}
+
+#[test]
+fn mirror_verify_builds_twice_and_matches() {
+    let f = fixture();
+    let out = compose(
+        &f.store,
+        &[
+            "build",
+            "--verify",
+            f.sandbox.join("recipes/minimal.toml").to_str().unwrap(),
+        ],
+    );
+    let err = stderr(&out);
+    assert!(out.status.success(), "verify failed:\n{err}");
+    assert!(err.contains("reproducible"), "{err}");
+    assert!(
+        err.contains(f.cold["snapshot"].as_str().unwrap()),
+        "the verified digest is the cached one: {err}"
+    );
+}
