@@ -36,6 +36,9 @@ pub struct LayerReport {
     pub size: u64,
     pub cache: &'static str,
     pub seconds: f64,
+    /// Of `seconds`, the time spent packing the layer (scrub, scan, tar,
+    /// sha256, fsync): compose's own overhead over the tools it runs.
+    pub pack_seconds: f64,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -101,17 +104,17 @@ pub fn build_locked(
             store.cache_lookup(&layer.key)?
         };
         progress.layer_started(index, total, layer, cached.is_some());
-        let (record, hit) = match cached {
+        let (record, hit, pack_seconds) = match cached {
             Some(c) => {
                 pending.push(c.digest);
-                (c, true)
+                (c, true, 0.0)
             }
             None => {
                 materialize(store, &root, &mut pending)?;
-                let c = run_layer(store, plan, layer, &root, work.path(), opts)
+                let (c, pack) = run_layer(store, plan, layer, &root, work.path(), opts)
                     .with_context(|| format!("building layer {} ({})", index + 1, layer.name))?;
                 store.cache_record(&layer.key, &c)?;
-                (c, false)
+                (c, false, pack)
             }
         };
         let report = LayerReport {
@@ -122,6 +125,7 @@ pub fn build_locked(
             size: record.size,
             cache: if hit { "hit" } else { "miss" },
             seconds: t.elapsed().as_secs_f64(),
+            pack_seconds,
         };
         progress.layer_finished(total, &report);
         reports.push(report);
@@ -178,7 +182,8 @@ fn materialize(store: &Store, root: &Path, pending: &mut Vec<LayerDigest>) -> Re
     Ok(())
 }
 
-/// Runs one layer in `root` and stores what it changed as a blob.
+/// Runs one layer in `root` and stores what it changed as a blob. Also
+/// returns the seconds spent packing (everything but running the tools).
 fn run_layer(
     store: &Store,
     plan: &Plan,
@@ -186,18 +191,23 @@ fn run_layer(
     root: &Path,
     work: &Path,
     opts: &BuildOptions,
-) -> Result<CachedLayer> {
+) -> Result<(CachedLayer, f64)> {
     let epoch = plan.base.source_date_epoch;
     let selection_owner;
+    let mut pack = std::time::Duration::ZERO;
     let selection = match &layer.work {
         Work::Base(base) => {
             let log = work.join("base.log");
             exec::run_base(base, root, &log, opts.verbose)?;
+            let t = Instant::now();
             scrub::scrub(root)?;
+            pack += t.elapsed();
             Selection::All
         }
         Work::Layer(spec) => {
+            let t = Instant::now();
             let before = scan(root).context("scanning the root before the layer")?;
+            pack += t.elapsed();
             let cx = StepContext {
                 root,
                 work,
@@ -209,12 +219,15 @@ fn run_layer(
             for (i, step) in spec.steps.iter().enumerate() {
                 exec::run_step(&cx, i, step)?;
             }
+            let t = Instant::now();
             scrub::scrub(root)?;
             let after = scan(root).context("scanning the root after the layer")?;
             selection_owner = changes(&before, &after);
+            pack += t.elapsed();
             Selection::Changes(&selection_owner)
         }
     };
+    let t = Instant::now();
     let mut writer = store.blob_writer()?;
     {
         let mut buf = BufWriter::with_capacity(1 << 20, &mut writer);
@@ -230,9 +243,11 @@ fn run_layer(
         buf.flush()?;
     }
     let (digest, size) = writer.commit()?;
-    Ok(CachedLayer {
+    pack += t.elapsed();
+    let record = CachedLayer {
         digest: LayerDigest::from(digest),
         size,
         created_by: layer.created_by.clone(),
-    })
+    };
+    Ok((record, pack.as_secs_f64()))
 }

@@ -7,11 +7,13 @@
 //! (through [`exec`], which uses the [`chroot`] session) and stores each
 //! layer's changes as a blob; [`verify`] proves two builds agree.
 
+pub mod atomic;
 pub mod build;
 pub mod cachekey;
 pub mod chroot;
 pub mod exec;
 pub mod hostenv;
 pub mod plan;
+pub mod publish;
 pub mod scrub;
 pub mod verify;

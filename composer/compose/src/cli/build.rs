@@ -1,7 +1,7 @@
 //! `compose build`
 
 use super::{human_size, load_recipe};
-use anyhow::{bail, Result};
+use anyhow::Result;
 use compose_store::Store;
 use composer::build::{build, BuildOptions, LayerReport, Progress};
 use composer::plan::{plan, PlannedLayer, Tools};
@@ -58,8 +58,13 @@ impl Progress for Printer {
     fn layer_finished(&mut self, total: usize, r: &LayerReport) {
         let short = r.digest.get(..19).unwrap_or(&r.digest);
         let verb = if r.cache == "hit" { "hit " } else { "done" };
+        let pack = if r.cache == "hit" {
+            String::new()
+        } else {
+            format!(" (packing {:.1}s)", r.pack_seconds)
+        };
         eprintln!(
-            "[{}/{total}] {:<16} {verb}  {short}  {:>9}  {:.1}s",
+            "[{}/{total}] {:<16} {verb}  {short}  {:>9}  {:.1}s{pack}",
             r.index + 1,
             r.name,
             human_size(r.size),
@@ -71,9 +76,10 @@ impl Progress for Printer {
 
 pub fn run(store_path: &Path, args: Args) -> Result<ExitCode> {
     let recipe = load_recipe(&args.recipe)?;
-    if !nix::unistd::geteuid().is_root() {
-        bail!("compose build needs root (it runs mmdebstrap and chroots into the image): run it with sudo");
-    }
+    super::require_root(
+        "compose build",
+        "it runs mmdebstrap and chroots into the image",
+    )?;
     let plan = plan(&recipe, Tools::detect())?;
     let store = Store::open(store_path)?;
     let mut printer = Printer {

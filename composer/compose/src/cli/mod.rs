@@ -2,6 +2,11 @@
 
 mod build;
 mod check;
+mod fsck;
+mod gc;
+mod generations;
+mod publish;
+mod rollback;
 mod snapshots;
 
 use clap::{Parser, Subcommand};
@@ -19,10 +24,17 @@ and reusable layers from layers/NAME/. `compose build` turns it into a
 content-addressed snapshot in an OCI image layout; unchanged layers are cache
 hits and the same inputs always give the same digest.
 
+`compose publish` makes a snapshot bootable: an immutable NFS root beside its
+kernel, initrd and pxelinux entry, switched in atomically as the image's next
+generation; `compose rollback` switches back instantly.
+
 Typical session:
     compose check recipes/hpc-node.toml
     compose build recipes/hpc-node.toml
-    compose snapshots";
+    compose snapshots
+    compose publish hpc-node
+    compose generations
+    compose rollback hpc-node";
 
 #[derive(Parser)]
 #[command(name = "compose", version, about = ABOUT, long_about = LONG_ABOUT)]
@@ -36,6 +48,15 @@ pub struct Cli {
     )]
     store: PathBuf,
 
+    /// The publish tree (NFS roots, TFTP files, generations).
+    #[arg(
+        long,
+        global = true,
+        env = "COMPOSE_ROOT",
+        default_value = "/srv/compose"
+    )]
+    root: PathBuf,
+
     #[command(subcommand)]
     command: Command,
 }
@@ -45,6 +66,11 @@ enum Command {
     Build(build::Args),
     Snapshots(snapshots::Args),
     Check(check::Args),
+    Publish(publish::Args),
+    Generations(generations::Args),
+    Rollback(rollback::Args),
+    Gc(gc::Args),
+    Fsck(fsck::Args),
 }
 
 pub fn main() -> ExitCode {
@@ -53,6 +79,11 @@ pub fn main() -> ExitCode {
         Command::Build(a) => build::run(&cli.store, a),
         Command::Snapshots(a) => snapshots::run(&cli.store, a),
         Command::Check(a) => check::run(a),
+        Command::Publish(a) => publish::run(&cli.store, &cli.root, a),
+        Command::Generations(a) => generations::run(&cli.root, a),
+        Command::Rollback(a) => rollback::run(&cli.root, a),
+        Command::Gc(a) => gc::run(&cli.store, &cli.root, a),
+        Command::Fsck(a) => fsck::run(&cli.store, &cli.root, a),
     };
     match result {
         Ok(code) => code,
@@ -77,6 +108,14 @@ pub fn human_size(bytes: u64) -> String {
     } else {
         format!("{v:.1} {}", UNITS[unit])
     }
+}
+
+/// Fails with a clear message unless we are root.
+pub fn require_root(what: &str, why: &str) -> anyhow::Result<()> {
+    if !nix::unistd::geteuid().is_root() {
+        anyhow::bail!("{what} needs root ({why}): run it with sudo");
+    }
+    Ok(())
 }
 
 /// Loads a recipe, turning its diagnostics into one error.

@@ -1,70 +1,13 @@
-//! End-to-end `compose build` on real mmdebstrap bootstraps and chroots.
-//!
-//! One cold build of recipes/minimal.toml is shared by the tests (it takes
-//! a minute or two); each test then builds variations on top of it.
+//! `compose build`: cache hits, incremental rebuilds, failures, Ctrl-C,
+//! reproducibility, and the store as skopeo sees it.
 
+use super::*;
 use compose_e2e::*;
 use serde_json::Value;
 use std::fs;
 use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
-
-struct Fixture {
-    store: PathBuf,
-    sandbox: PathBuf,
-    cold: Value,
-    _keep: (tempfile::TempDir, tempfile::TempDir),
-}
-
-/// The shared store with a cold build of minimal.toml in it.
-fn fixture() -> &'static Fixture {
-    static F: OnceLock<Fixture> = OnceLock::new();
-    F.get_or_init(|| {
-        require_root();
-        require_program("mmdebstrap", "mmdebstrap");
-        let store_dir = tempfile::Builder::new()
-            .prefix("compose-store-")
-            .tempdir_in("/var/tmp")
-            .unwrap();
-        let sandbox = recipe_sandbox();
-        let store = store_dir.path().join("store");
-        let recipe = sandbox.path().join("recipes/minimal.toml");
-        let out = compose(&store, &["build", "--json", recipe.to_str().unwrap()]);
-        let cold: Value = serde_json::from_str(&ok(&out)).expect("build --json prints JSON");
-        Fixture {
-            store,
-            sandbox: sandbox.path().to_path_buf(),
-            cold,
-            _keep: (store_dir, sandbox),
-        }
-    })
-}
-
-fn caches(report: &Value) -> Vec<String> {
-    report["layers"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|l| l["cache"].as_str().unwrap().to_string())
-        .collect()
-}
-
-fn build_json(store: &Path, recipe: &Path) -> Value {
-    let out = compose(store, &["build", "--json", recipe.to_str().unwrap()]);
-    serde_json::from_str(&ok(&out)).unwrap()
-}
-
-/// minimal.toml plus extra layers, written into the sandbox.
-fn variant(name: &str, extra: &str) -> PathBuf {
-    let f = fixture();
-    let text = fs::read_to_string(f.sandbox.join("recipes/minimal.toml")).unwrap();
-    let path = f.sandbox.join(format!("recipes/{name}.toml"));
-    fs::write(&path, format!("{text}\n{extra}\n")).unwrap();
-    path
-}
 
 #[test]
 fn mirror_cold_build_then_every_layer_is_a_hit() {

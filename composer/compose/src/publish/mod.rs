@@ -1,0 +1,393 @@
+//! Publishing snapshots as bootable generations, atomically.
+//!
+//! The publish tree (default /srv/compose):
+//!
+//! ```text
+//! roots/<snapshot hex>/          one immutable root per published snapshot (the NFS export)
+//! chains/<chain id>/             extraction checkpoints (hard-link farms), see materialize.rs
+//! images/<image>/gen/<N>/        generation N: generation.json, pxelinux.cfg, vmlinuz, initrd.img
+//! images/<image>/current -> gen/N   the one symlink whose rename switches an image
+//! tftp/                          the TFTP root: pxelinux.0, ldlinux.c32, images -> ../images,
+//!   pxelinux.cfg/default -> ../images/<image>/current/pxelinux.cfg
+//! tmp/                           scratch, swept under the lock
+//! ```
+//!
+//! Everything of a generation is written and synced before `current` is
+//! renamed; nothing a booted node uses (its root, kernel, initrd) is ever
+//! rewritten, so publishing N+1 cannot disturb a node running N, and a crash
+//! at any moment leaves the old or the new generation in force.
+
+pub mod boot;
+pub mod gc;
+pub mod materialize;
+
+use crate::atomic;
+use anyhow::{bail, Context, Result};
+use compose_store::{SnapshotId, SnapshotInfo, Store};
+use nix::fcntl::{Flock, FlockArg};
+use serde::{Deserialize, Serialize};
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::{Instant, SystemTime};
+
+/// Where pxelinux.0 and ldlinux.c32 come from (Debian's pxelinux and
+/// syslinux-common packages).
+pub const BOOTLOADER: [(&str, &str); 2] = [
+    ("/usr/lib/PXELINUX/pxelinux.0", "pxelinux.0"),
+    ("/usr/lib/syslinux/modules/bios/ldlinux.c32", "ldlinux.c32"),
+];
+
+/// One published generation of an image (images/<image>/gen/<N>/generation.json).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Generation {
+    pub image: String,
+    pub number: u64,
+    pub snapshot: SnapshotId,
+    pub kernel_version: String,
+    pub published: String,
+    pub cmdline: String,
+    pub root: PathBuf,
+    /// Derived from the `current` link when listing; never stored.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub current: bool,
+}
+
+/// The publish tree.
+pub struct Tree {
+    path: PathBuf,
+}
+
+impl Tree {
+    /// Opens the tree, creating its layout if needed.
+    pub fn open(path: impl Into<PathBuf>) -> Result<Tree> {
+        let path: PathBuf = path.into();
+        for sub in ["roots", "chains", "images", "tmp", "tftp/pxelinux.cfg"] {
+            fs::create_dir_all(path.join(sub))
+                .with_context(|| format!("creating {}", path.join(sub).display()))?;
+        }
+        let link = path.join("tftp/images");
+        if fs::symlink_metadata(&link).is_err() {
+            atomic::symlink("../images", &link)?;
+        }
+        Ok(Tree { path })
+    }
+
+    /// Opens an existing tree (read-only commands never create one).
+    pub fn open_existing(path: impl Into<PathBuf>) -> Result<Tree> {
+        let path: PathBuf = path.into();
+        if !path.join("images").is_dir() {
+            bail!(
+                "no publish tree at {}: publish a snapshot first (`compose publish IMAGE`) or pass --root",
+                path.display()
+            );
+        }
+        Ok(Tree { path })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Exclusive lock for changes; sweeps scratch left by a killed process.
+    pub fn lock(&self) -> Result<Flock<fs::File>> {
+        let f = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(self.path.join(".lock"))
+            .with_context(|| format!("opening {}/.lock", self.path.display()))?;
+        let lock = Flock::lock(f, FlockArg::LockExclusive)
+            .map_err(|(_, e)| e)
+            .with_context(|| format!("locking {}", self.path.display()))?;
+        for entry in fs::read_dir(self.path.join("tmp"))?.flatten() {
+            let p = entry.path();
+            let _ = if p.is_dir() {
+                fs::remove_dir_all(&p)
+            } else {
+                fs::remove_file(&p)
+            };
+        }
+        Ok(lock)
+    }
+
+    fn image_dir(&self, image: &str) -> PathBuf {
+        self.path.join("images").join(image)
+    }
+
+    /// Images with at least one generation, sorted.
+    pub fn images(&self) -> Result<Vec<String>> {
+        let mut out: Vec<String> = fs::read_dir(self.path.join("images"))?
+            .flatten()
+            .filter(|e| e.path().join("gen").is_dir())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        out.sort();
+        Ok(out)
+    }
+
+    /// The number `current` points at, if any.
+    pub fn current(&self, image: &str) -> Result<Option<u64>> {
+        match fs::read_link(self.image_dir(image).join("current")) {
+            Ok(target) => {
+                let n = target
+                    .to_str()
+                    .and_then(|t| t.strip_prefix("gen/"))
+                    .and_then(|n| n.parse().ok())
+                    .with_context(|| format!("{image}: current points at {}", target.display()))?;
+                Ok(Some(n))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e).with_context(|| format!("reading {image}'s current generation")),
+        }
+    }
+
+    /// All complete generations of `image`, oldest first.
+    pub fn generations(&self, image: &str) -> Result<Vec<Generation>> {
+        let dir = self.image_dir(image).join("gen");
+        let current = self.current(image)?;
+        let mut out = Vec::new();
+        let entries = match fs::read_dir(&dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+            Err(e) => return Err(e).with_context(|| format!("listing {}", dir.display())),
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.parse::<u64>().is_err() {
+                continue; // a temp dir of an unfinished publish
+            }
+            let mut g = self.read_generation(&entry.path())?;
+            g.current = Some(g.number) == current;
+            out.push(g);
+        }
+        out.sort_by_key(|g| g.number);
+        Ok(out)
+    }
+
+    fn read_generation(&self, dir: &Path) -> Result<Generation> {
+        let path = dir.join("generation.json");
+        let text =
+            fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+        serde_json::from_str(&text).with_context(|| format!("{} is damaged", path.display()))
+    }
+
+    /// Generation `n` of `image`, with a clear error listing what exists.
+    pub fn generation(&self, image: &str, n: u64) -> Result<Generation> {
+        let all = self.generations(image)?;
+        if let Some(g) = all.iter().find(|g| g.number == n) {
+            return Ok(g.clone());
+        }
+        let have: Vec<String> = all.iter().map(|g| g.number.to_string()).collect();
+        if have.is_empty() {
+            bail!("image {image} has no published generations")
+        }
+        bail!(
+            "image {image} has no generation {n}; it has {}",
+            have.join(", ")
+        )
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct PublishOptions {
+    /// NFS server address for the command line (default: the DHCP server).
+    pub server: Option<String>,
+    /// Extra kernel arguments.
+    pub cmdline: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PublishReport {
+    pub generation: Generation,
+    /// The snapshot was already the current generation: nothing changed.
+    pub unchanged: bool,
+    pub materialized: materialize::Materialized,
+    pub seconds: f64,
+}
+
+/// Publishes `snap` as the next generation of its image and switches to it.
+pub fn publish(
+    store: &Store,
+    tree: &Tree,
+    snap: &SnapshotInfo,
+    opts: &PublishOptions,
+) -> Result<PublishReport> {
+    let started = Instant::now();
+    let _lock = tree.lock()?;
+    install_bootloader(tree)?;
+    let image = &snap.image;
+    let gens = tree.generations(image)?;
+    if let Some(cur) = gens.iter().find(|g| g.current && g.snapshot == snap.id) {
+        return Ok(PublishReport {
+            generation: cur.clone(),
+            unchanged: true,
+            materialized: materialize::Materialized {
+                root: cur.root.clone(),
+                reused: true,
+                ..Default::default()
+            },
+            seconds: started.elapsed().as_secs_f64(),
+        });
+    }
+    let mat = materialize::ensure_root(store, &tree.path, &snap.id)?;
+    let kernel =
+        boot::find_kernel(&mat.root).with_context(|| format!("publishing {image}@{}", snap.id))?;
+    let settings = boot::read_boot_settings(&mat.root)?;
+    let number = gens.iter().map(|g| g.number).max().unwrap_or(0) + 1;
+    let gen = write_generation(
+        tree, image, number, snap, &mat.root, &kernel, &settings, opts,
+    )?;
+    compose_store::fault_point("publish:before-switch");
+    atomic::symlink(
+        &format!("gen/{number}"),
+        &tree.image_dir(image).join("current"),
+    )?;
+    compose_store::fault_point("publish:after-switch");
+    let default = tree.path.join("tftp/pxelinux.cfg/default");
+    if fs::symlink_metadata(&default).is_err() {
+        atomic::symlink(&format!("../images/{image}/current/pxelinux.cfg"), &default)?;
+    }
+    Ok(PublishReport {
+        generation: Generation {
+            current: true,
+            ..gen
+        },
+        unchanged: false,
+        materialized: mat,
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
+fn write_generation(
+    tree: &Tree,
+    image: &str,
+    number: u64,
+    snap: &SnapshotInfo,
+    root: &Path,
+    kernel: &boot::KernelPair,
+    settings: &boot::BootSettings,
+    opts: &PublishOptions,
+) -> Result<Generation> {
+    let gen_dir = tree.image_dir(image).join("gen");
+    fs::create_dir_all(&gen_dir)?;
+    let tmp = gen_dir.join(format!(".tmp-{number}"));
+    if tmp.exists() {
+        fs::remove_dir_all(&tmp)?;
+    }
+    fs::create_dir(&tmp)?;
+    // Hard links: the TFTP files are the root's own, never a copy to drift.
+    fs::hard_link(root.join(&kernel.kernel), tmp.join("vmlinuz"))
+        .with_context(|| format!("linking {}", kernel.kernel))?;
+    fs::hard_link(root.join(&kernel.initrd), tmp.join("initrd.img"))
+        .with_context(|| format!("linking {}", kernel.initrd))?;
+    let export = root
+        .to_str()
+        .context("the publish root path must be UTF-8")?;
+    let marker = format!(
+        "compose.snapshot={} compose.generation={image}/{number}",
+        snap.id
+    );
+    let mut extra = settings.cmdline.clone();
+    extra.extend(opts.cmdline.iter().cloned());
+    let cmdline = boot::render_cmdline(opts.server.as_deref(), export, &marker, &extra);
+    let prefix = format!("images/{image}/gen/{number}");
+    let pxe = boot::render_pxelinux(&boot::Entry {
+        label: &format!("{image}-{number}"),
+        kernel: &format!("{prefix}/vmlinuz"),
+        initrd: &format!("{prefix}/initrd.img"),
+        cmdline: &cmdline,
+        serial: settings.pxelinux_serial.as_deref(),
+    });
+    fs::write(tmp.join("pxelinux.cfg"), pxe)?;
+    let gen = Generation {
+        image: image.to_string(),
+        number,
+        snapshot: snap.id,
+        kernel_version: kernel.version.clone(),
+        published: humantime::format_rfc3339_seconds(SystemTime::now()).to_string(),
+        cmdline,
+        root: root.to_path_buf(),
+        current: false,
+    };
+    fs::write(
+        tmp.join("generation.json"),
+        serde_json::to_string_pretty(&gen)? + "\n",
+    )?;
+    for f in ["pxelinux.cfg", "generation.json"] {
+        fs::File::open(tmp.join(f))?.sync_all()?;
+    }
+    atomic::sync_dir(&tmp)?;
+    compose_store::fault_point("publish:before-gen-rename");
+    fs::rename(&tmp, gen_dir.join(number.to_string()))?;
+    atomic::sync_dir(&gen_dir)?;
+    Ok(gen)
+}
+
+/// Copies the host's pxelinux.0 and ldlinux.c32 into the TFTP root when
+/// missing or different.
+fn install_bootloader(tree: &Tree) -> Result<()> {
+    for (src, name) in BOOTLOADER {
+        let bytes = fs::read(src).with_context(|| {
+            format!("reading {src}: install the boot loader with `apt-get install pxelinux syslinux-common`")
+        })?;
+        let dst = tree.path.join("tftp").join(name);
+        if fs::read(&dst).ok().as_deref() != Some(&bytes[..]) {
+            atomic::write_file(&dst, &bytes)?;
+        }
+    }
+    Ok(())
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RollbackReport {
+    pub image: String,
+    pub from: Option<u64>,
+    pub to: u64,
+    pub snapshot: SnapshotId,
+}
+
+/// Points `current` at generation `to` (default: the one before current).
+/// Constant time: one symlink rename, whatever the image's size.
+pub fn rollback(tree: &Tree, image: &str, to: Option<u64>) -> Result<RollbackReport> {
+    let _lock = tree.lock()?;
+    let from = tree.current(image)?;
+    let target = match to {
+        Some(n) => tree.generation(image, n)?,
+        None => {
+            let gens = tree.generations(image)?;
+            let cur = from.context(format!(
+                "image {image} has no current generation to roll back from"
+            ))?;
+            gens.into_iter()
+                .rfind(|g| g.number < cur)
+                .with_context(|| {
+                    format!("image {image}: generation {cur} is the oldest; name one with --to")
+                })?
+        }
+    };
+    compose_store::fault_point("rollback:before-switch");
+    atomic::symlink(
+        &format!("gen/{}", target.number),
+        &tree.image_dir(image).join("current"),
+    )?;
+    Ok(RollbackReport {
+        image: image.to_string(),
+        from,
+        to: target.number,
+        snapshot: target.snapshot,
+    })
+}
+
+/// Resolves `IMAGE@genN` through the tree, anything else through the store.
+pub fn resolve_ref(store: &Store, tree: Option<&Tree>, reference: &str) -> Result<SnapshotId> {
+    if let Some((image, n)) = reference.split_once("@gen") {
+        if let Ok(n) = n.parse::<u64>() {
+            let tree = tree.with_context(|| {
+                format!("{reference}: no publish tree to look generations up in")
+            })?;
+            return Ok(tree.generation(image, n)?.snapshot);
+        }
+    }
+    Ok(store.resolve(reference)?.id)
+}
