@@ -33,9 +33,9 @@ fn mirror_cold_build_then_every_layer_is_a_hit() {
         .as_array()
         .unwrap()
         .iter()
-        .find(|s| s["image"] == "minimal")
-        .expect("minimal is listed");
-    assert_eq!(snap["id"], f.cold["snapshot"]);
+        .find(|s| s["id"] == f.cold["snapshot"])
+        .expect("the cold build is listed");
+    assert_eq!(snap["image"], "minimal");
     assert_eq!(snap["layers"].as_u64().unwrap() as usize, cold.len());
 }
 

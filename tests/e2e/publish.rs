@@ -185,6 +185,32 @@ fn privileged_publish_generations_rollback_gc() {
         .unwrap()
         .contains(&second));
 
+    // Diff of the two generations: exactly the marker file (and its layer's
+    // parent directory entry), no packages; a generation against itself: empty.
+    let d = ok(&run(
+        &store,
+        tree,
+        &["diff", "minimal@gen1", "minimal@gen2", "--json"],
+    ));
+    let d: Value = serde_json::from_str(&d).unwrap();
+    let files: Vec<&str> = d["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["path"].as_str().unwrap())
+        .collect();
+    assert_eq!(files, vec!["/etc/compose-marker"], "{d}");
+    assert_eq!(d["files"][0]["change"], "added");
+    assert!(d["packages"].as_array().unwrap().is_empty());
+    let text = ok(&run(
+        &store,
+        tree,
+        &["diff", "minimal@gen1", "minimal@gen2"],
+    ));
+    assert!(text.contains("/etc/compose-marker"), "{text}");
+    let same = ok(&run(&store, tree, &["diff", "minimal@gen2", &second]));
+    assert!(same.contains("no differences"), "{same}");
+
     // Rollback: instant, both ways.
     ok(&run(&store, tree, &["rollback", "minimal"]));
     assert_eq!(current(&store, tree)["number"], 1);
@@ -228,7 +254,8 @@ fn assert_consistent(store: &Path, tree: &Path, what: &str) {
                 .is_dir(),
             "{what}"
         );
-        let default = fs::read_to_string(tree.join("tftp/pxelinux.cfg/default")).unwrap();
+        let default = fs::read_to_string(tree.join("tftp/pxelinux.cfg/default"))
+            .unwrap_or_else(|e| panic!("{what}: the TFTP default entry: {e}"));
         assert!(
             default.contains(g["snapshot"].as_str().unwrap()),
             "{what}: default follows current"

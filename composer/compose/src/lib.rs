@@ -11,6 +11,7 @@ pub mod atomic;
 pub mod build;
 pub mod cachekey;
 pub mod chroot;
+pub mod diff;
 pub mod exec;
 pub mod hostenv;
 pub mod plan;

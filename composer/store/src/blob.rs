@@ -66,7 +66,43 @@ impl Write for BlobWriter {
     }
 }
 
+/// What `blobs/sha256` holds: blobs named by their digest, and anything else.
+#[derive(Debug, Default)]
+pub(crate) struct BlobListing {
+    pub(crate) blobs: Vec<Digest>,
+    /// Entries whose name is not 64 lowercase hex, or that are not regular files.
+    pub(crate) strays: Vec<PathBuf>,
+}
+
 impl Store {
+    /// Every blob in the store, sorted (by file name: contents are not
+    /// verified, see [`Store::fsck`]).
+    pub fn blob_digests(&self) -> Result<Vec<Digest>, StoreError> {
+        Ok(self.list_blobs()?.blobs)
+    }
+
+    pub(crate) fn list_blobs(&self) -> Result<BlobListing, StoreError> {
+        let dir = self.blobs_dir();
+        let mut out = BlobListing::default();
+        for entry in std::fs::read_dir(&dir).at("listing", &dir)? {
+            let entry = entry.at("listing", &dir)?;
+            let is_file = match entry.file_type() {
+                Ok(t) => t.is_file(),
+                // Removed since the listing (a concurrent gc): not ours to report.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(StoreError::io("reading type of", entry.path(), e)),
+            };
+            let name = entry.file_name();
+            match name.to_str().map(Digest::from_hex) {
+                Some(Ok(d)) if is_file => out.blobs.push(d),
+                _ => out.strays.push(entry.path()),
+            }
+        }
+        out.blobs.sort();
+        out.strays.sort();
+        Ok(out)
+    }
+
     /// Whether the blob is present.
     pub fn has_blob(&self, d: &Digest) -> bool {
         self.blob_path(d).is_file()

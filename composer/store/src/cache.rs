@@ -46,6 +46,27 @@ impl Store {
         Ok(Some(layer))
     }
 
+    /// Every cache record file, sorted (none if the store has no cache
+    /// directory, e.g. an OCI layout written by another tool).
+    pub(crate) fn cache_record_paths(&self) -> Result<Vec<PathBuf>, StoreError> {
+        let dir = self.cache_dir();
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(StoreError::io("listing", dir, e)),
+        };
+        let mut paths = Vec::new();
+        for entry in entries {
+            let path = entry.at("listing", &dir)?.path();
+            // Skips write_atomic's `.tmp-*` files.
+            if path.extension().is_some_and(|e| e == "json") {
+                paths.push(path);
+            }
+        }
+        paths.sort();
+        Ok(paths)
+    }
+
     /// Records `layer` under `key` (atomically replacing any old entry).
     pub fn cache_record(&self, key: &CacheKey, layer: &CachedLayer) -> Result<(), StoreError> {
         let path = self.cache_path(key);

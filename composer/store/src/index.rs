@@ -61,6 +61,46 @@ impl Index {
     pub(crate) fn to_json(&self) -> Result<Vec<u8>, StoreError> {
         canonical_json(self).at("serializing", "index.json")
     }
+
+    /// The entries as fsck and gc see them, in file order.
+    pub(crate) fn entries(&self) -> Vec<IndexRef> {
+        self.manifests
+            .iter()
+            .map(|e| IndexRef {
+                media_type: e.media_type.clone(),
+                digest: e.digest.clone(),
+                image: e.image().map(str::to_string),
+                built: e
+                    .annotations
+                    .get(ANN_BUILT)
+                    .and_then(|b| humantime::parse_rfc3339(b).ok()),
+                is_ref: e.is_ref(),
+            })
+            .collect()
+    }
+
+    /// Keeps the entries whose position (as in [`Index::entries`]) is in `keep`.
+    pub(crate) fn retain_positions(&mut self, keep: &BTreeSet<usize>) {
+        let mut i = 0;
+        self.manifests.retain(|_| {
+            i += 1;
+            keep.contains(&(i - 1))
+        });
+    }
+}
+
+/// One `index.json` entry, read-only.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct IndexRef {
+    pub(crate) media_type: String,
+    /// As written (may not parse: fsck reports that).
+    pub(crate) digest: String,
+    /// `io.compose.image`; `None` for entries other tools added.
+    pub(crate) image: Option<String>,
+    /// `io.compose.built`, when present and valid.
+    pub(crate) built: Option<SystemTime>,
+    /// Carries the image's `ref.name` (what the bare name resolves to).
+    pub(crate) is_ref: bool,
 }
 
 /// A tagged snapshot, as listed by [`Store::snapshots`].
@@ -77,7 +117,7 @@ pub struct SnapshotInfo {
     pub newest: bool,
 }
 
-fn ser_rfc3339<S: Serializer>(t: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
+pub(crate) fn ser_rfc3339<S: Serializer>(t: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
     s.collect_str(&humantime::format_rfc3339_seconds(*t))
 }
 
@@ -136,7 +176,7 @@ impl Store {
         })
     }
 
-    fn save_index(&self, mut index: Index) -> Result<(), StoreError> {
+    pub(crate) fn save_index(&self, mut index: Index) -> Result<(), StoreError> {
         index.manifests.sort_by_key(Entry::sort_key);
         write_atomic(&self.index_path(), &index.to_json()?)
     }

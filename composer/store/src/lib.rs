@@ -10,7 +10,10 @@ mod blob;
 mod cache;
 mod digest;
 mod error;
+mod fault;
+mod fsck;
 mod fsutil;
+mod gc;
 mod index;
 mod layer_apply;
 mod layer_diff;
@@ -27,6 +30,9 @@ pub use blob::BlobWriter;
 pub use cache::CachedLayer;
 pub use digest::{CacheKey, Digest, Hasher, LayerDigest, SnapshotId};
 pub use error::{ParseDigestError, StoreError};
+pub use fault::point as fault_point;
+pub use fsck::{FsckProblem, FsckReport};
+pub use gc::{GcPolicy, GcReport, RemovedSnapshot};
 pub use index::{validate_image_name, SnapshotInfo};
 pub use layer_apply::{apply_layer, ApplyStats};
 pub use layer_diff::{diff_layers, PathDiff};
@@ -35,6 +41,7 @@ pub use layout::Store;
 pub use lock::StoreLock;
 pub use scan::{changes, scan, ChangeSet, EntryKind, ScanEntry, TreeScan};
 pub use snapshot::{oci_architecture, LayerEntry, SnapshotSpec};
+pub use tarread::{read_headers, Member as TarMember};
 
 #[cfg(test)]
 mod testutil;

@@ -4,7 +4,7 @@
 //! the extensions are handled here because its PAX parser splits records at
 //! newlines, which breaks binary xattr values such as security.capability.
 
-use std::io::Read;
+use std::io::{Read, Seek};
 
 use crate::error::StoreError;
 use crate::tarfmt::Xattrs;
@@ -14,7 +14,7 @@ const MAX_EXTENSION: u64 = 1 << 20;
 
 /// One tar member, extensions applied.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Member {
+pub struct Member {
     pub name: Vec<u8>,
     pub link: Option<Vec<u8>>,
     pub kind: tar::EntryType,
@@ -55,10 +55,34 @@ pub(crate) fn read_members<R: Read>(
     mut f: impl FnMut(&Member, &mut dyn Read) -> Result<(), StoreError>,
 ) -> Result<(), StoreError> {
     let mut archive = tar::Archive::new(r);
+    let entries = archive
+        .entries()
+        .map_err(|e| bad("<start of archive>", e))?;
+    walk(entries, |m, entry| f(m, entry))
+}
+
+/// Calls `f` with each member and the archive offset of its data, without
+/// reading any data: it is skipped by seeking, so a pass over a large layer
+/// costs its headers only. The data of a member is the `size` bytes at the
+/// offset (members are never sparse in layers compose writes).
+pub fn read_headers<R: Read + Seek>(
+    r: R,
+    mut f: impl FnMut(&Member, u64) -> Result<(), StoreError>,
+) -> Result<(), StoreError> {
+    let mut archive = tar::Archive::new(r);
+    let entries = archive
+        .entries_with_seek()
+        .map_err(|e| bad("<start of archive>", e))?;
+    walk(entries, |m, entry| f(m, entry.raw_file_position()))
+}
+
+fn walk<R: Read>(
+    entries: tar::Entries<'_, R>,
+    mut f: impl FnMut(&Member, &mut tar::Entry<'_, R>) -> Result<(), StoreError>,
+) -> Result<(), StoreError> {
     let mut pending = Pending::default();
     let mut last = String::from("<start of archive>");
-    let entries = archive.entries().map_err(|e| bad(&last, e))?.raw(true);
-    for entry in entries {
+    for entry in entries.raw(true) {
         let mut entry = entry.map_err(|e| bad(&format!("entry after {last}"), e))?;
         use tar::EntryType as T;
         match entry.header().entry_type() {

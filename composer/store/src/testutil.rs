@@ -176,3 +176,57 @@ pub fn require_root() {
         panic!("run as root: sudo cargo test -p compose-store -- --ignored privileged");
     }
 }
+
+/// Writes a snapshot of `image` over layers with these contents and tags it
+/// as built `secs` seconds after a fixed time.
+pub fn tagged_snapshot(
+    store: &crate::Store,
+    image: &str,
+    layers: &[&[u8]],
+    secs: u64,
+) -> crate::SnapshotId {
+    let layers = layers
+        .iter()
+        .map(|bytes| crate::LayerEntry {
+            digest: store.put_blob(bytes).unwrap().into(),
+            size: bytes.len() as u64,
+            created_by: String::new(),
+            comment: String::new(),
+        })
+        .collect();
+    let spec = crate::SnapshotSpec {
+        image: image.into(),
+        architecture: "amd64".into(),
+        source_date_epoch: SDE,
+        layers,
+        labels: BTreeMap::new(),
+    };
+    let id = store.write_snapshot(&spec).unwrap();
+    let built = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_800_000_000 + secs);
+    store.tag(image, &id, built).unwrap();
+    id
+}
+
+/// Every path under `root` with its inode and (for files) content: equal
+/// listings mean nothing was written, replaced or removed.
+pub fn listing(root: &Path) -> BTreeMap<String, (u64, Vec<u8>)> {
+    let mut out = BTreeMap::new();
+    let mut todo = vec![root.to_path_buf()];
+    while let Some(dir) = todo.pop() {
+        for entry in fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            let meta = fs::symlink_metadata(&path).unwrap();
+            let content = if meta.is_file() {
+                fs::read(&path).unwrap()
+            } else {
+                Vec::new()
+            };
+            if meta.is_dir() {
+                todo.push(path.clone());
+            }
+            let rel = path.strip_prefix(root).unwrap().display().to_string();
+            out.insert(rel, (meta.ino(), content));
+        }
+    }
+    out
+}

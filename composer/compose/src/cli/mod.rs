@@ -2,6 +2,7 @@
 
 mod build;
 mod check;
+mod diff;
 mod fsck;
 mod gc;
 mod generations;
@@ -69,6 +70,7 @@ enum Command {
     Publish(publish::Args),
     Generations(generations::Args),
     Rollback(rollback::Args),
+    Diff(diff::Args),
     Gc(gc::Args),
     Fsck(fsck::Args),
 }
@@ -82,6 +84,7 @@ pub fn main() -> ExitCode {
         Command::Publish(a) => publish::run(&cli.store, &cli.root, a),
         Command::Generations(a) => generations::run(&cli.root, a),
         Command::Rollback(a) => rollback::run(&cli.root, a),
+        Command::Diff(a) => diff::run(&cli.store, &cli.root, a),
         Command::Gc(a) => gc::run(&cli.store, &cli.root, a),
         Command::Fsck(a) => fsck::run(&cli.store, &cli.root, a),
     };

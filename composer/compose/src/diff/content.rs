@@ -72,10 +72,12 @@ impl<'s> Contents<'s> {
         };
         let mut apply = LayerApply::new(tree, layer, touched);
         read_headers(&mut reader, |m, offset| {
-            apply.member(m, offset).map_err(|reason| StoreError::BadTar {
-                entry: m.shown(),
-                reason,
-            })
+            apply
+                .member(m, offset)
+                .map_err(|reason| StoreError::BadTar {
+                    entry: m.shown(),
+                    reason,
+                })
         })?;
         self.stats.layers_read += 1;
         self.stats.header_bytes += reader.inner.get_ref().bytes;
@@ -111,7 +113,9 @@ impl<'s> Contents<'s> {
         let mut buf = vec![0u8; 64 * 1024];
         let (mut pos, end) = (loc.offset, loc.offset + size);
         while pos < end {
-            let n = buf.len().min(usize::try_from(end - pos).unwrap_or(usize::MAX));
+            let n = buf
+                .len()
+                .min(usize::try_from(end - pos).unwrap_or(usize::MAX));
             file.read_exact_at(&mut buf[..n], pos).with_context(|| {
                 format!(
                     "reading {size} bytes at offset {} of layer {}: the blob may be truncated",

@@ -18,9 +18,11 @@ mod render;
 mod tree;
 
 #[cfg(test)]
-mod testutil;
-#[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_golden;
+#[cfg(test)]
+mod testutil;
 
 use std::collections::BTreeSet;
 

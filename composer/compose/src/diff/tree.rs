@@ -114,24 +114,24 @@ impl<'t> LayerApply<'t> {
     /// Applies one member whose data starts at `offset`; errors say why the
     /// member is invalid.
     pub fn member(&mut self, m: &TarMember, offset: u64) -> Result<(), String> {
-        let comps = normalize(&m.name)?;
-        let Some((base, parent)) = comps.split_last() else {
+        let path = normalize(&m.name)?;
+        if path.is_empty() {
             return Ok(()); // the root itself: its metadata is the extractor's caller's
-        };
-        let parent = parent.join(&b'/');
-        if base.as_slice() == OPAQUE {
-            self.opaque(&parent);
+        }
+        let (parent, base) = split(&path);
+        if base == OPAQUE {
+            self.opaque(parent);
             return Ok(());
         }
         if let Some(hidden) = base.strip_prefix(WHITEOUT) {
-            return self.whiteout(&parent, hidden);
+            return self.whiteout(parent, hidden);
         }
-        let path = comps.join(&b'/');
-        self.parents(&comps[..comps.len() - 1])?;
+        self.parents(parent)?;
         let node = self.node(m, offset)?;
-        if node.kind == Kind::Dir && self.tree.get(&path).is_some_and(|n| n.kind == Kind::Dir) {
-            // An existing directory keeps its contents (lower layers' files).
-        } else {
+        // An existing directory keeps its contents (lower layers' files).
+        let merge =
+            node.kind == Kind::Dir && self.tree.get(&path).is_some_and(|n| n.kind == Kind::Dir);
+        if !merge {
             self.remove(&path);
         }
         self.insert(path, node);
@@ -192,7 +192,6 @@ impl<'t> LayerApply<'t> {
     fn hard_link(&self, m: &TarMember) -> Result<Node, String> {
         let raw = link_target(m)?;
         let target = normalize(&raw).map_err(|r| format!("hard link target: {r}"))?;
-        let target = target.join(&b'/');
         match self.tree.get(&target) {
             None => Err(format!(
                 "hard link target `{}` does not exist in this layer or below",
@@ -204,9 +203,19 @@ impl<'t> LayerApply<'t> {
     }
 
     /// Missing parents are created 0755 root-owned, like the extractor does.
-    fn parents(&mut self, comps: &[Vec<u8>]) -> Result<(), String> {
-        for i in 1..=comps.len() {
-            let path = comps[..i].join(&b'/');
+    fn parents(&mut self, dir: &[u8]) -> Result<(), String> {
+        // The tree always holds every ancestor of its paths (removals take
+        // whole subtrees): an existing parent directory settles it.
+        if dir.is_empty() || self.tree.get(dir).is_some_and(|n| n.kind == Kind::Dir) {
+            return Ok(());
+        }
+        let ends = dir
+            .iter()
+            .enumerate()
+            .filter(|(_, b)| **b == b'/')
+            .map(|(i, _)| i);
+        for end in ends.chain([dir.len()]) {
+            let path = dir[..end].to_vec();
             match self.tree.get(&path) {
                 Some(n) if n.kind == Kind::Dir => {}
                 Some(_) => {
@@ -289,6 +298,15 @@ impl<'t> LayerApply<'t> {
     }
 }
 
+/// (parent, base name) of a non-empty relative path; the parent of a
+/// top-level name is empty.
+fn split(path: &[u8]) -> (&[u8], &[u8]) {
+    match parent_of(path) {
+        Some(parent) => (parent, &path[parent.len() + 1..]),
+        None => (&[], path),
+    }
+}
+
 fn parent_of(path: &[u8]) -> Option<&[u8]> {
     path.iter().rposition(|b| *b == b'/').map(|i| &path[..i])
 }
@@ -309,7 +327,7 @@ fn link_target(m: &TarMember) -> Result<Vec<u8>, String> {
 
 /// Same rules as the extractor: one leading `./` or `/` stripped, `.`
 /// components dropped, `..` and NUL rejected.
-fn normalize(raw: &[u8]) -> Result<Vec<Vec<u8>>, String> {
+fn normalize(raw: &[u8]) -> Result<Vec<u8>, String> {
     if raw.contains(&0) {
         return Err("the name contains a NUL byte".into());
     }
@@ -320,13 +338,18 @@ fn normalize(raw: &[u8]) -> Result<Vec<Vec<u8>>, String> {
     if rest.starts_with(b"/") {
         return Err("the name is an absolute path".into());
     }
-    let mut comps = Vec::new();
+    let mut path = Vec::with_capacity(rest.len());
     for c in rest.split(|b| *b == b'/') {
         match c {
             b"" | b"." => {}
             b".." => return Err("the name contains a `..` component".into()),
-            c => comps.push(c.to_vec()),
+            c => {
+                if !path.is_empty() {
+                    path.push(b'/');
+                }
+                path.extend_from_slice(c);
+            }
         }
     }
-    Ok(comps)
+    Ok(path)
 }

@@ -164,8 +164,15 @@ pub fn fsck_tree(tree: &Tree) -> Result<Vec<String>> {
         }
     }
     let default = tree.path().join("tftp/pxelinux.cfg/default");
-    if fs::symlink_metadata(&default).is_ok() && !default.exists() {
-        problems.push(format!("{} points at nothing", default.display()));
+    let any_current = tree
+        .images()?
+        .iter()
+        .any(|i| matches!(tree.current(i), Ok(Some(_))));
+    if any_current && !default.exists() {
+        problems.push(format!(
+            "{} is missing or points at nothing: publish again to recreate it",
+            default.display()
+        ));
     }
     Ok(problems)
 }

@@ -237,16 +237,19 @@ pub fn publish(
     let gen = write_generation(
         tree, image, number, snap, &mat.root, &kernel, &settings, opts,
     )?;
+    // The TFTP default entry goes through `current`, so it is made before
+    // the switch (dangling until then): a crash can never leave a current
+    // generation without a default entry.
+    let default = tree.path.join("tftp/pxelinux.cfg/default");
+    if fs::symlink_metadata(&default).is_err() {
+        atomic::symlink(&format!("../images/{image}/current/pxelinux.cfg"), &default)?;
+    }
     compose_store::fault_point("publish:before-switch");
     atomic::symlink(
         &format!("gen/{number}"),
         &tree.image_dir(image).join("current"),
     )?;
     compose_store::fault_point("publish:after-switch");
-    let default = tree.path.join("tftp/pxelinux.cfg/default");
-    if fs::symlink_metadata(&default).is_err() {
-        atomic::symlink(&format!("../images/{image}/current/pxelinux.cfg"), &default)?;
-    }
     Ok(PublishReport {
         generation: Generation {
             current: true,
