@@ -1,0 +1,232 @@
+//! The server loop: receive requests on the well-known socket, hand each to
+//! its own task and socket, stop when the shutdown future resolves.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::UdpSocket;
+use tokio::sync::mpsc::UnboundedSender;
+use tokio::task::JoinSet;
+
+use crate::confine::Confinement;
+use crate::packet::{self, error_packet, ErrorCode, Packet};
+use crate::transfer::{self, MAX_BLKSIZE, MIN_BLKSIZE};
+use crate::{TftpError, TftpEvent};
+
+/// Upper bound on simultaneous transfers: a request flood costs at most this
+/// many sockets and tasks; the rest get ERROR 0 "server busy".
+const MAX_TRANSFERS: usize = 1024;
+
+#[derive(Debug, Clone)]
+pub struct TftpConfig {
+    /// The directory request names are relative to, e.g. /srv/compose/tftp.
+    pub root: PathBuf,
+    /// The boundary no resolved path (symlinks included) may leave, e.g.
+    /// /srv/compose. Must contain `root` (or be it).
+    pub confine: PathBuf,
+    /// 0.0.0.0:69 in production; 127.0.0.1:0 in tests.
+    pub bind: SocketAddr,
+    /// Largest blksize granted (8..=65464); 1468 fits a 1500-byte MTU.
+    pub max_blksize: u16,
+    /// Retransmission interval unless the client negotiates `timeout`.
+    pub default_timeout: Duration,
+    /// Retransmissions of one packet/window before the transfer fails.
+    pub retries: u32,
+    /// Largest windowsize granted (>= 1).
+    pub max_window: u16,
+}
+
+impl TftpConfig {
+    /// Defaults suited to PXE on an Ethernet LAN, confined to `root` itself.
+    pub fn new(root: impl Into<PathBuf>, bind: SocketAddr) -> TftpConfig {
+        let root = root.into();
+        TftpConfig {
+            confine: root.clone(),
+            root,
+            bind,
+            max_blksize: 1468,
+            default_timeout: Duration::from_secs(1),
+            retries: 5,
+            max_window: 64,
+        }
+    }
+
+    fn validate(&self) -> Result<(), TftpError> {
+        let bad = |m: String| Err(TftpError::Config(m));
+        if !(MIN_BLKSIZE..=MAX_BLKSIZE).contains(&self.max_blksize) {
+            return bad(format!(
+                "max_blksize {} not in {MIN_BLKSIZE}..={MAX_BLKSIZE}",
+                self.max_blksize
+            ));
+        }
+        if self.max_window == 0 {
+            return bad("max_window must be at least 1".into());
+        }
+        if self.default_timeout.is_zero() {
+            return bad("default_timeout must be positive".into());
+        }
+        Ok(())
+    }
+}
+
+/// State every transfer task shares.
+pub(crate) struct Shared {
+    pub cfg: TftpConfig,
+    pub confinement: Confinement,
+    pub events: UnboundedSender<TftpEvent>,
+}
+
+/// A bound server that has not started serving yet; binding first lets a
+/// caller (or a test) learn the port before any request can arrive.
+#[derive(Debug)]
+pub struct TftpServer {
+    cfg: TftpConfig,
+    confinement: Confinement,
+    socket: UdpSocket,
+}
+
+impl TftpServer {
+    /// Validates `cfg`, opens the confinement directory and binds the socket.
+    pub async fn bind(cfg: TftpConfig) -> Result<(TftpServer, SocketAddr), TftpError> {
+        cfg.validate()?;
+        let confinement =
+            Confinement::open(&cfg.root, &cfg.confine).map_err(|source| TftpError::Io {
+                context: format!(
+                    "opening TFTP root {} (confined to {})",
+                    cfg.root.display(),
+                    cfg.confine.display()
+                ),
+                source,
+            })?;
+        let socket = UdpSocket::bind(cfg.bind)
+            .await
+            .map_err(|source| TftpError::Io {
+                context: format!("binding TFTP socket {}", cfg.bind),
+                source,
+            })?;
+        let addr = socket.local_addr().map_err(|source| TftpError::Io {
+            context: "reading the TFTP socket address".into(),
+            source,
+        })?;
+        Ok((
+            TftpServer {
+                cfg,
+                confinement,
+                socket,
+            },
+            addr,
+        ))
+    }
+
+    /// Serves until `shutdown` resolves; transfers still running then are
+    /// aborted (clients retry, and a half-sent boot file is worthless).
+    pub async fn run(
+        self,
+        events: UnboundedSender<TftpEvent>,
+        shutdown: impl Future<Output = ()>,
+    ) -> Result<(), TftpError> {
+        let TftpServer {
+            cfg,
+            confinement,
+            socket,
+        } = self;
+        let shared = Arc::new(Shared {
+            cfg,
+            confinement,
+            events,
+        });
+        let mut tasks = JoinSet::new();
+        let mut buf = vec![0u8; 65536];
+        tokio::pin!(shutdown);
+        // Runs once per datagram until shutdown; each pass is bounded.
+        loop {
+            while tasks.try_join_next().is_some() {}
+            let (n, peer) = tokio::select! {
+                _ = &mut shutdown => break,
+                r = socket.recv_from(&mut buf) => match r {
+                    Ok(x) => x,
+                    // An ICMP error for an earlier reply can surface here; it
+                    // concerns that peer, not the server.
+                    Err(e) if is_transient(&e) => continue,
+                    Err(source) => {
+                        tasks.shutdown().await;
+                        return Err(TftpError::Io { context: "receiving on the TFTP socket".into(), source });
+                    }
+                },
+            };
+            dispatch(&shared, &socket, &buf[..n], peer, &mut tasks).await;
+        }
+        tasks.shutdown().await;
+        Ok(())
+    }
+}
+
+fn is_transient(e: &std::io::Error) -> bool {
+    use std::io::ErrorKind::*;
+    matches!(
+        e.kind(),
+        ConnectionRefused | ConnectionReset | Interrupted | WouldBlock
+    )
+}
+
+async fn dispatch(
+    shared: &Arc<Shared>,
+    socket: &UdpSocket,
+    bytes: &[u8],
+    peer: SocketAddr,
+    tasks: &mut JoinSet<()>,
+) {
+    let events = &shared.events;
+    let pkt = match packet::parse(bytes) {
+        Ok(p @ (Packet::Rrq(_) | Packet::Wrq(_))) => p,
+        // DATA/ACK/ERROR/OACK on the server port belong to no transfer; say
+        // nothing, so two servers can never ping-pong errors.
+        Ok(_) => return,
+        Err(error) => {
+            // Answer only what claims to be a request; replying to random
+            // UDP junk would make us a reflector.
+            if matches!(bytes, [0, 1 | 2, ..]) {
+                let e = error_packet(ErrorCode::ILLEGAL_OPERATION, &error.to_string());
+                let _ = socket.send_to(&e, peer).await;
+            }
+            let _ = events.send(TftpEvent::Malformed { peer, error });
+            return;
+        }
+    };
+    let path = match &pkt {
+        Packet::Rrq(r) | Packet::Wrq(r) => r.filename.clone(),
+        _ => String::new(),
+    };
+    if tasks.len() >= MAX_TRANSFERS {
+        let _ = socket
+            .send_to(&error_packet(ErrorCode::UNDEFINED, "server busy"), peer)
+            .await;
+        let reason = "too many transfers".to_owned();
+        let _ = events.send(TftpEvent::Refused { peer, path, reason });
+        return;
+    }
+    // The transfer's own socket: same local address, kernel-chosen port.
+    let local = SocketAddr::new(shared.cfg.bind.ip(), 0);
+    let sock = match UdpSocket::bind(local).await {
+        Ok(s) => s,
+        Err(e) => {
+            let reason = format!("cannot open a transfer socket: {e}");
+            let _ = events.send(TftpEvent::Failed { peer, path, reason });
+            return;
+        }
+    };
+    tasks.spawn(transfer::run(shared.clone(), sock, peer, pkt));
+}
+
+/// Binds and serves in one call (production: nobody needs the port first).
+pub async fn serve(
+    cfg: TftpConfig,
+    events: UnboundedSender<TftpEvent>,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), TftpError> {
+    let (server, _) = TftpServer::bind(cfg).await?;
+    server.run(events, shutdown).await
+}
