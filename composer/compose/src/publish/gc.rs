@@ -48,12 +48,7 @@ pub fn gc_tree(
                 .removed_generations
                 .push(format!("{image}@gen{}", g.number));
             if !dry_run {
-                let dir = tree
-                    .path()
-                    .join("images")
-                    .join(&image)
-                    .join("gen")
-                    .join(g.number.to_string());
+                let dir = tree.gen_dir(&image, g.number);
                 discard(tree, &dir)?;
                 compose_store::fault_point("gc:after-generation");
             }
@@ -143,12 +138,7 @@ pub fn fsck_tree(tree: &Tree) -> Result<Vec<String>> {
             Err(e) => problems.push(format!("{e:#}")),
         }
         for g in gens {
-            let dir = tree
-                .path()
-                .join("images")
-                .join(&image)
-                .join("gen")
-                .join(g.number.to_string());
+            let dir = tree.gen_dir(&image, g.number);
             for f in ["vmlinuz", "initrd.img", "pxelinux.cfg"] {
                 if !dir.join(f).is_file() {
                     problems.push(format!("{image}@gen{}: {f} is missing", g.number));

@@ -114,6 +114,11 @@ impl Tree {
         self.path.join("images").join(image)
     }
 
+    /// The directory of generation `n` of `image`.
+    pub fn gen_dir(&self, image: &str, n: u64) -> PathBuf {
+        self.image_dir(image).join("gen").join(n.to_string())
+    }
+
     /// Images with at least one generation, sorted.
     pub fn images(&self) -> Result<Vec<String>> {
         let mut out: Vec<String> = fs::read_dir(self.path.join("images"))?
