@@ -125,21 +125,39 @@ pub fn store_state(store: &Path) -> BTreeMap<String, (u64, Vec<u8>)> {
     out
 }
 
-/// A copy of the repository's recipes/ and layers/ in a temp dir, so a
-/// test can add or change recipes without touching the checkout.
-pub fn recipe_sandbox() -> tempfile::TempDir {
-    let dir = tempfile::Builder::new()
-        .prefix("compose-e2e-")
-        .tempdir_in("/var/tmp")
-        .unwrap();
+/// This test process's scratch directory, /var/tmp/compose-e2e/<pid>.
+/// Shared fixtures live in statics, which are never dropped, so instead of
+/// temp dirs each run sweeps the directories of runs that have ended.
+pub fn run_dir() -> PathBuf {
+    let base = Path::new("/var/tmp/compose-e2e");
+    fs::create_dir_all(base).unwrap();
+    for entry in fs::read_dir(base).unwrap().flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let alive = name
+            .parse::<u32>()
+            .is_ok_and(|pid| Path::new(&format!("/proc/{pid}")).exists());
+        if !alive {
+            let _ = fs::remove_dir_all(entry.path());
+        }
+    }
+    let dir = base.join(std::process::id().to_string());
+    fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// A copy of the repository's recipes/ and layers/ under `dir`, so a test
+/// can add or change recipes without touching the checkout.
+pub fn recipe_sandbox(dir: &Path) -> PathBuf {
+    let sandbox = dir.join("sandbox");
+    fs::create_dir_all(&sandbox).unwrap();
     for sub in ["recipes", "layers"] {
         let st = Command::new("cp")
             .arg("-a")
             .arg(repo_root().join(sub))
-            .arg(dir.path())
+            .arg(&sandbox)
             .status()
             .unwrap();
         assert!(st.success(), "copying {sub}");
     }
-    dir
+    sandbox
 }

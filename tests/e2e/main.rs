@@ -16,7 +16,6 @@ pub struct Fixture {
     pub store: PathBuf,
     pub sandbox: PathBuf,
     pub cold: Value,
-    _keep: (tempfile::TempDir, tempfile::TempDir),
 }
 
 /// The shared store with a cold build of minimal.toml in it.
@@ -25,20 +24,16 @@ pub fn fixture() -> &'static Fixture {
     F.get_or_init(|| {
         require_root();
         require_program("mmdebstrap", "mmdebstrap");
-        let store_dir = tempfile::Builder::new()
-            .prefix("compose-store-")
-            .tempdir_in("/var/tmp")
-            .unwrap();
-        let sandbox = recipe_sandbox();
-        let store = store_dir.path().join("store");
-        let recipe = sandbox.path().join("recipes/minimal.toml");
+        let dir = run_dir();
+        let sandbox = recipe_sandbox(&dir);
+        let store = dir.join("store");
+        let recipe = sandbox.join("recipes/minimal.toml");
         let out = compose(&store, &["build", "--json", recipe.to_str().unwrap()]);
         let cold: Value = serde_json::from_str(&ok(&out)).expect("build --json prints JSON");
         Fixture {
             store,
-            sandbox: sandbox.path().to_path_buf(),
+            sandbox,
             cold,
-            _keep: (store_dir, sandbox),
         }
     })
 }
