@@ -5,6 +5,7 @@
 
 mod build;
 mod publish;
+mod serve;
 
 use compose_e2e::*;
 use serde_json::Value;

@@ -8,6 +8,7 @@ mod gc;
 mod generations;
 mod publish;
 mod rollback;
+mod serve;
 mod snapshots;
 
 use clap::{Parser, Subcommand};
@@ -71,6 +72,7 @@ enum Command {
     Generations(generations::Args),
     Rollback(rollback::Args),
     Diff(diff::Args),
+    Serve(serve::Args),
     Gc(gc::Args),
     Fsck(fsck::Args),
 }
@@ -85,6 +87,7 @@ pub fn main() -> ExitCode {
         Command::Generations(a) => generations::run(&cli.root, a),
         Command::Rollback(a) => rollback::run(&cli.root, a),
         Command::Diff(a) => diff::run(&cli.store, &cli.root, a),
+        Command::Serve(a) => serve::run_cli(&cli.root, a),
         Command::Gc(a) => gc::run(&cli.store, &cli.root, a),
         Command::Fsck(a) => fsck::run(&cli.store, &cli.root, a),
     };

@@ -83,6 +83,7 @@ pub fn ensure_root(store: &Store, tree: &Path, snapshot: &SnapshotId) -> Result<
     } else {
         fs::create_dir(&work)?;
     }
+    let mut new_checkpoints = Vec::new();
     for i in start..n {
         let blob = store.open_blob(&layers[i].digest())?;
         apply_layer(&work, std::io::BufReader::with_capacity(1 << 20, blob))
@@ -92,16 +93,22 @@ pub fn ensure_root(store: &Store, tree: &Path, snapshot: &SnapshotId) -> Result<
         if keep.contains(&prefix) && !checkpoint(tree, &chains[i]).is_dir() {
             let tmp = scratch.path().join(format!("chain-{prefix}"));
             clone_tree(&work, &tmp)?;
-            atomic::sync_filesystem(&tmp)?;
-            fs::rename(&tmp, checkpoint(tree, &chains[i]))?;
+            new_checkpoints.push((tmp, checkpoint(tree, &chains[i])));
         }
     }
     // The root directory itself is not a tar entry.
     fs::set_permissions(&work, fs::Permissions::from_mode(0o755))?;
     chown(&work, Some(0), Some(0))?;
+    // One syncfs makes the root and the checkpoints (links to the same
+    // files) durable before any of them is renamed into sight.
     atomic::sync_filesystem(&work)?;
     compose_store::fault_point("publish:before-root-rename");
+    for (tmp, dst) in new_checkpoints {
+        fs::rename(&tmp, &dst)
+            .with_context(|| format!("moving a checkpoint to {}", dst.display()))?;
+    }
     fs::rename(&work, &dst).with_context(|| format!("moving the new root to {}", dst.display()))?;
+    atomic::sync_dir(&tree.join("chains"))?;
     atomic::sync_dir(&tree.join("roots"))?;
     Ok(Materialized {
         root: dst,

@@ -1,0 +1,120 @@
+//! `compose serve`
+
+use anyhow::{bail, Result};
+use composer::inventory::load_nodes;
+use composer::publish::Tree;
+use composer::serve::{
+    interface_address, load_config, regen_pxelinux_links, run, Event, Plan, ServeConfig,
+};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+const DEFAULT_CONFIG: &str = "/etc/compose/serve.toml";
+const DEFAULT_NODES: &str = "/etc/compose/nodes.toml";
+
+/// Serve the published generations: DHCP, TFTP and NFS in one process.
+///
+/// DHCP (port 67, bound to --interface) gives every node in the inventory
+/// its address and hostname and sends PXE clients to pxelinux.0 (with
+/// --proxy-dhcp it leaves addresses to the site's DHCP server and only
+/// answers PXE clients, on 67 and 4011). TFTP (port 69) serves ROOT/tftp,
+/// confined to the publish tree. NFS (NFSv3, MOUNT and the portmapper on
+/// TCP port 111) exports every published root read-only at its own path.
+/// Per-MAC pxelinux entries are regenerated from the inventory at start.
+/// Stops cleanly on SIGINT or SIGTERM. Every lease, transfer and mount is
+/// logged to stderr.
+///
+/// Configuration: /etc/compose/serve.toml (keys: interface, server_ip,
+/// netmask, router, dns, domain, proxy_dhcp, lease_secs, nodes, tftp_port,
+/// nfs_port), overridden by flags. Inventory: /etc/compose/nodes.toml
+/// ([[node]] hostname, mac, ip, image, generation, groups).
+#[derive(clap::Args)]
+#[command(verbatim_doc_comment)]
+pub struct Args {
+    /// The configuration file.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// The interface to serve DHCP on.
+    #[arg(long)]
+    interface: Option<String>,
+    /// Answer PXE clients only; leave addresses to the site's DHCP server.
+    #[arg(long)]
+    proxy_dhcp: bool,
+    /// The node inventory.
+    #[arg(long)]
+    nodes: Option<PathBuf>,
+    #[arg(long)]
+    no_dhcp: bool,
+    #[arg(long)]
+    no_tftp: bool,
+    #[arg(long)]
+    no_nfs: bool,
+    #[arg(long)]
+    tftp_port: Option<u16>,
+    #[arg(long)]
+    nfs_port: Option<u16>,
+}
+
+pub fn run_cli(root: &Path, args: Args) -> Result<ExitCode> {
+    super::require_root("compose serve", "it binds ports 67, 69 and 111")?;
+    let mut config = match &args.config {
+        Some(p) => load_config(p)?,
+        None if Path::new(DEFAULT_CONFIG).exists() => load_config(Path::new(DEFAULT_CONFIG))?,
+        None => ServeConfig::default(),
+    };
+    config.proxy_dhcp |= args.proxy_dhcp;
+    config.tftp_port = args.tftp_port.or(config.tftp_port);
+    config.nfs_port = args.nfs_port.or(config.nfs_port);
+    let nodes_path = args.nodes.clone().or(config.nodes.clone()).or_else(|| {
+        Path::new(DEFAULT_NODES)
+            .exists()
+            .then(|| PathBuf::from(DEFAULT_NODES))
+    });
+    let nodes = match &nodes_path {
+        Some(p) => load_nodes(p)?,
+        None => Vec::new(),
+    };
+    let interface = args.interface.clone().or(config.interface.clone());
+    let dhcp = !args.no_dhcp;
+    let (server_ip, netmask) = match (&interface, config.server_ip) {
+        (Some(i), ip) => {
+            let (found, mask) = interface_address(i)?;
+            (ip.unwrap_or(found), config.netmask.unwrap_or(mask))
+        }
+        (None, _) if dhcp => bail!("DHCP needs an interface: pass --interface IF (or --no-dhcp)"),
+        (None, ip) => (
+            ip.unwrap_or(std::net::Ipv4Addr::UNSPECIFIED),
+            config.netmask.unwrap_or([255, 255, 255, 0].into()),
+        ),
+    };
+    let tree = Tree::open(root)?;
+    let links = regen_pxelinux_links(&tree, &nodes)?;
+    eprintln!(
+        "compose serve: {} nodes, {links} per-MAC pxelinux entries, publish tree {}",
+        nodes.len(),
+        root.display()
+    );
+    let plan = Plan {
+        tree: root.to_path_buf(),
+        interface: interface.unwrap_or_default(),
+        server_ip,
+        netmask,
+        config,
+        nodes,
+        dhcp,
+        tftp: !args.no_tftp,
+        nfs: !args.no_nfs,
+    };
+    run(plan, log_event)?;
+    eprintln!("compose serve: stopped");
+    Ok(ExitCode::SUCCESS)
+}
+
+fn log_event(e: Event) {
+    match e {
+        Event::Started(what) => eprintln!("compose serve: {what}"),
+        Event::Dhcp(e) => eprintln!("compose serve: dhcp: {e:?}"),
+        Event::Tftp(e) => eprintln!("compose serve: tftp: {e:?}"),
+        Event::Nfs(e) => eprintln!("compose serve: nfs: {e:?}"),
+    }
+}

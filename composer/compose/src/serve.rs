@@ -1,0 +1,326 @@
+//! `compose serve`: DHCP, TFTP and NFS for the published generations, in
+//! one tokio process.
+//!
+//! DHCP hands each inventory node its address and hostname and points PXE
+//! clients at pxelinux.0; TFTP serves the publish tree's `tftp/` (confined
+//! to the publish tree, whose relative symlinks lead into `images/`); NFS
+//! exports every root under `roots/` read-only at its own path, re-read on
+//! every mount so new generations appear without a restart. Per-MAC pxelinux
+//! entries are regenerated from the inventory at start.
+
+use crate::atomic;
+use crate::inventory::Node;
+use crate::publish::Tree;
+use anyhow::{bail, Context, Result};
+use serde::Deserialize;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use tokio::sync::{mpsc, watch};
+
+/// `/etc/compose/serve.toml`. Every key is optional; flags override.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServeConfig {
+    pub interface: Option<String>,
+    /// Default: the interface's first IPv4 address.
+    pub server_ip: Option<Ipv4Addr>,
+    /// Default: from the interface's prefix length.
+    pub netmask: Option<Ipv4Addr>,
+    pub router: Option<Ipv4Addr>,
+    #[serde(default)]
+    pub dns: Vec<Ipv4Addr>,
+    pub domain: Option<String>,
+    #[serde(default)]
+    pub proxy_dhcp: bool,
+    pub lease_secs: Option<u32>,
+    pub nodes: Option<PathBuf>,
+    pub tftp_port: Option<u16>,
+    pub nfs_port: Option<u16>,
+}
+
+pub fn load_config(path: &Path) -> Result<ServeConfig> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    toml::from_str(&text)
+        .with_context(|| format!("{}: invalid serve configuration", path.display()))
+}
+
+/// What one `compose serve` runs.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub tree: PathBuf,
+    pub interface: String,
+    pub server_ip: Ipv4Addr,
+    pub netmask: Ipv4Addr,
+    pub config: ServeConfig,
+    pub nodes: Vec<Node>,
+    pub dhcp: bool,
+    pub tftp: bool,
+    pub nfs: bool,
+}
+
+/// Everything the servers report, for the caller to log.
+#[derive(Debug)]
+pub enum Event {
+    Started(String),
+    Dhcp(compose_dhcp::DhcpEvent),
+    Tftp(compose_tftp::TftpEvent),
+    Nfs(compose_nfs::NfsEvent),
+}
+
+/// The first IPv4 address and netmask of `interface` (from `ip -j addr`).
+pub fn interface_address(interface: &str) -> Result<(Ipv4Addr, Ipv4Addr)> {
+    let out = std::process::Command::new("ip")
+        .args(["-j", "-4", "addr", "show", "dev", interface])
+        .output()
+        .context("running `ip addr` (install iproute2)")?;
+    if !out.status.success() {
+        bail!(
+            "no interface {interface}: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    let v: serde_json::Value =
+        serde_json::from_slice(&out.stdout).context("parsing `ip -j addr`")?;
+    let info = v
+        .get(0)
+        .and_then(|i| i["addr_info"].as_array())
+        .and_then(|a| a.iter().find(|x| x["family"] == "inet"))
+        .with_context(|| {
+            format!("interface {interface} has no IPv4 address: give it one or set server_ip")
+        })?;
+    let ip: Ipv4Addr = info["local"].as_str().unwrap_or_default().parse()?;
+    let prefix = info["prefixlen"].as_u64().unwrap_or(24).min(32) as u32;
+    let mask = if prefix == 0 {
+        0
+    } else {
+        u32::MAX << (32 - prefix)
+    };
+    Ok((ip, Ipv4Addr::from(mask)))
+}
+
+/// Points `tftp/pxelinux.cfg/01-<mac>` of every node at its image's current
+/// generation (or its pinned one), and removes entries of unknown MACs.
+pub fn regen_pxelinux_links(tree: &Tree, nodes: &[Node]) -> Result<usize> {
+    let dir = tree.path().join("tftp/pxelinux.cfg");
+    let mut wanted = std::collections::BTreeMap::new();
+    for n in nodes {
+        let target = match n.generation {
+            Some(g) => format!("../images/{}/gen/{g}/pxelinux.cfg", n.image),
+            None => format!("../images/{}/current/pxelinux.cfg", n.image),
+        };
+        wanted.insert(n.pxelinux_name()?, target);
+    }
+    for entry in std::fs::read_dir(&dir)?.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.starts_with("01-") && !wanted.contains_key(&name) {
+            std::fs::remove_file(entry.path())?;
+        }
+    }
+    for (name, target) in &wanted {
+        let link = dir.join(name);
+        if std::fs::read_link(&link).ok().as_deref() != Some(Path::new(target)) {
+            atomic::symlink(target, &link)?;
+        }
+    }
+    Ok(wanted.len())
+}
+
+fn dhcp_config(plan: &Plan) -> compose_dhcp::DhcpConfig {
+    let c = &plan.config;
+    let leases = plan
+        .nodes
+        .iter()
+        .filter_map(|n| {
+            Some(compose_dhcp::StaticLease {
+                mac: n.mac_bytes().ok()?,
+                ip: n.ip,
+                hostname: n.hostname.clone(),
+            })
+        })
+        .collect();
+    compose_dhcp::DhcpConfig {
+        interface: plan.interface.clone(),
+        server_ip: plan.server_ip,
+        netmask: plan.netmask,
+        router: c.router,
+        dns: c.dns.clone(),
+        domain: c.domain.clone(),
+        lease_secs: c.lease_secs.unwrap_or(3600),
+        leases,
+        boot: compose_dhcp::BootFiles {
+            bios: "pxelinux.0".into(),
+            efi_x64: None,
+            ipxe: None,
+        },
+        next_server: plan.server_ip,
+        proxy: c.proxy_dhcp,
+    }
+}
+
+/// The NFS exports: every published root, at its own absolute path.
+fn exports(tree: PathBuf) -> Vec<compose_nfs::Export> {
+    let roots = tree.join("roots");
+    let Ok(dir) = std::fs::read_dir(&roots) else {
+        return Vec::new();
+    };
+    dir.flatten()
+        .filter(|e| e.path().is_dir())
+        .map(|e| compose_nfs::Export {
+            path: e.path().to_string_lossy().into_owned(),
+            dir: e.path(),
+        })
+        .collect()
+}
+
+/// Runs the servers until SIGINT or SIGTERM, reporting through `on_event`.
+pub fn run(plan: Plan, mut on_event: impl FnMut(Event) + Send + 'static) -> Result<()> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    rt.block_on(async move {
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let (ev_tx, mut ev_rx) = mpsc::unbounded_channel::<Event>();
+        let stopped = |mut rx: watch::Receiver<bool>| async move {
+            let _ = rx.wait_for(|s| *s).await;
+        };
+        let mut tasks = tokio::task::JoinSet::new();
+        if plan.nfs {
+            let port = plan.config.nfs_port.unwrap_or(111);
+            let bind = SocketAddr::from((Ipv4Addr::UNSPECIFIED, port));
+            let tree = plan.tree.clone();
+            let source: Arc<dyn compose_nfs::ExportSource> =
+                Arc::new(compose_nfs::ExportFn(move || exports(tree.clone())));
+            let server = compose_nfs::NfsServer::bind_dynamic(bind, source).await?;
+            let (tx, mut rx) = mpsc::unbounded_channel();
+            let fwd = ev_tx.clone();
+            tokio::spawn(async move {
+                while let Some(e) = rx.recv().await {
+                    let _ = fwd.send(Event::Nfs(e));
+                }
+            });
+            let _ = ev_tx.send(Event::Started(format!(
+                "nfs on tcp {}",
+                server.local_addr()
+            )));
+            let stop = stopped(stop_rx.clone());
+            tasks.spawn(async move { server.run(tx, stop).await.context("nfs server") });
+        }
+        if plan.tftp {
+            let port = plan.config.tftp_port.unwrap_or(69);
+            let mut cfg = compose_tftp::TftpConfig::new(
+                plan.tree.join("tftp"),
+                SocketAddr::from((Ipv4Addr::UNSPECIFIED, port)),
+            );
+            cfg.confine = plan.tree.clone();
+            let (server, addr) = compose_tftp::TftpServer::bind(cfg).await?;
+            let (tx, mut rx) = mpsc::unbounded_channel();
+            let fwd = ev_tx.clone();
+            tokio::spawn(async move {
+                while let Some(e) = rx.recv().await {
+                    let _ = fwd.send(Event::Tftp(e));
+                }
+            });
+            let _ = ev_tx.send(Event::Started(format!(
+                "tftp on udp {addr}, root {}",
+                plan.tree.join("tftp").display()
+            )));
+            let stop = stopped(stop_rx.clone());
+            tasks.spawn(async move { server.run(tx, stop).await.context("tftp server") });
+        }
+        if plan.dhcp {
+            let cfg = dhcp_config(&plan);
+            let (tx, mut rx) = mpsc::unbounded_channel();
+            let fwd = ev_tx.clone();
+            tokio::spawn(async move {
+                while let Some(e) = rx.recv().await {
+                    let _ = fwd.send(Event::Dhcp(e));
+                }
+            });
+            let mode = if cfg.proxy { "proxyDHCP" } else { "DHCP" };
+            let _ = ev_tx.send(Event::Started(format!(
+                "{mode} on {} ({}, {} static leases)",
+                plan.interface,
+                plan.server_ip,
+                cfg.leases.len()
+            )));
+            let stop = stopped(stop_rx.clone());
+            tasks.spawn(async move {
+                compose_dhcp::serve(cfg, tx, stop)
+                    .await
+                    .context("dhcp server")
+            });
+        }
+        drop(ev_tx);
+        let logger = tokio::spawn(async move {
+            while let Some(e) = ev_rx.recv().await {
+                on_event(e);
+            }
+        });
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        let result = tokio::select! {
+            _ = tokio::signal::ctrl_c() => Ok(()),
+            _ = term.recv() => Ok(()),
+            Some(done) = tasks.join_next() => match done {
+                Ok(Ok(())) => Err(anyhow::anyhow!("a server stopped unexpectedly")),
+                Ok(Err(e)) => Err(e),
+                Err(e) => Err(anyhow::anyhow!("a server task failed: {e}")),
+            },
+        };
+        let _ = stop_tx.send(true);
+        let drain = async {
+            while let Some(r) = tasks.join_next().await {
+                if let Ok(Err(e)) = r {
+                    return Err(e);
+                }
+            }
+            Ok(())
+        };
+        let drained = tokio::time::timeout(std::time::Duration::from_secs(5), drain).await;
+        logger.abort();
+        result?;
+        drained.context("servers did not stop within 5 s")?
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shipped_examples_parse() {
+        let dist = Path::new(env!("CARGO_MANIFEST_DIR")).join("dist");
+        let cfg = load_config(&dist.join("serve.toml")).unwrap();
+        assert_eq!(cfg.interface.as_deref(), Some("eth1"));
+        let nodes = crate::inventory::load_nodes(&dist.join("nodes.toml")).unwrap();
+        assert_eq!(nodes[1].generation, Some(3));
+    }
+
+    #[test]
+    fn per_mac_links_follow_current_or_a_pin_and_drop_strangers() {
+        let d = tempfile::tempdir().unwrap();
+        let tree = Tree::open(d.path()).unwrap();
+        let dist = Path::new(env!("CARGO_MANIFEST_DIR")).join("dist");
+        let nodes = crate::inventory::load_nodes(&dist.join("nodes.toml")).unwrap();
+        let cfg = d.path().join("tftp/pxelinux.cfg");
+        std::fs::write(cfg.join("01-00-00-00-00-00-99"), "stale").unwrap();
+        assert_eq!(regen_pxelinux_links(&tree, &nodes).unwrap(), 2);
+        let link = |n: &str| {
+            std::fs::read_link(cfg.join(n))
+                .unwrap()
+                .to_string_lossy()
+                .into_owned()
+        };
+        assert_eq!(
+            link("01-52-54-00-00-00-01"),
+            "../images/hpc-node/current/pxelinux.cfg"
+        );
+        assert_eq!(
+            link("01-52-54-00-00-00-02"),
+            "../images/hpc-node/gen/3/pxelinux.cfg"
+        );
+        assert!(!cfg.join("01-00-00-00-00-00-99").exists());
+    }
+}
