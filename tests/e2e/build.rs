@@ -216,3 +216,62 @@ fn mirror_verify_builds_twice_and_matches() {
         "the verified digest is the cached one: {err}"
     );
 }
+
+/// A packages layer installs a local .deb (how a cluster ships its own
+/// kernel from `make bindeb-pkg`): here a tiny package made with dpkg-deb.
+#[test]
+fn mirror_local_deb_is_installed_by_a_packages_layer() {
+    require_program("dpkg-deb", "dpkg");
+    let f = fixture();
+    let pkg = f.sandbox.join("deb-src");
+    fs::create_dir_all(pkg.join("DEBIAN")).unwrap();
+    fs::create_dir_all(pkg.join("usr/share/compose-test")).unwrap();
+    fs::write(
+        pkg.join("DEBIAN/control"),
+        "Package: compose-test-local\nVersion: 1.2-3\nArchitecture: all\nMaintainer: compose <dev@compose.invalid>\nDescription: compose e2e test package\n",
+    )
+    .unwrap();
+    fs::write(
+        pkg.join("usr/share/compose-test/hello"),
+        "from a local deb\n",
+    )
+    .unwrap();
+    fs::create_dir_all(f.sandbox.join("recipes/debs")).unwrap();
+    let deb = f
+        .sandbox
+        .join("recipes/debs/compose-test-local_1.2-3_all.deb");
+    let out = Command::new("dpkg-deb")
+        .args(["--root-owner-group", "--build"])
+        .arg(&pkg)
+        .arg(&deb)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let recipe = variant(
+        "local-deb",
+        "[[layer]]\nname = \"local\"\nkind = \"packages\"\ndebs = [\"debs/compose-test-local_1.2-3_all.deb\"]\n",
+    );
+    let report = build_json(&f.store, &recipe);
+    let snapshot = report["snapshot"].as_str().unwrap();
+    // The layer's blob holds the package's file and dpkg's record of it.
+    let layer = report["layers"].as_array().unwrap().last().unwrap()["digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let blob = f
+        .store
+        .join("blobs/sha256")
+        .join(layer.trim_start_matches("sha256:"));
+    let list = Command::new("tar").arg("-tf").arg(&blob).output().unwrap();
+    let list = String::from_utf8_lossy(&list.stdout);
+    assert!(list.contains("usr/share/compose-test/hello"), "{list}");
+    assert!(
+        list.contains("var/lib/dpkg/info/compose-test-local.list"),
+        "{list}"
+    );
+    assert!(!snapshot.is_empty());
+}

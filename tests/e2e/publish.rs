@@ -229,6 +229,25 @@ fn privileged_publish_generations_rollback_gc() {
 
     ok(&run(&store, tree, &["fsck"]));
 
+    // A generation a node is pinned to survives gc.
+    let nodes = tree.join("nodes.toml");
+    fs::write(
+        &nodes,
+        "[[node]]\nhostname = \"n1\"\nmac = \"52:54:00:00:00:01\"\nip = \"10.0.0.1\"\nimage = \"minimal\"\ngeneration = 1\n",
+    )
+    .unwrap();
+    ok(&run(
+        &store,
+        tree,
+        &["gc", "--keep", "1", "--nodes", nodes.to_str().unwrap()],
+    ));
+    let left: Vec<u64> = gens(&store, tree)
+        .iter()
+        .map(|g| g["number"].as_u64().unwrap())
+        .collect();
+    assert_eq!(left, vec![1, 2], "the pinned generation 1 is kept");
+    fs::remove_file(&nodes).unwrap();
+
     // gc --keep 1 drops generation 1 and its root, never the current one.
     ok(&run(&store, tree, &["gc", "--keep", "1"]));
     let left: Vec<u64> = gens(&store, tree)

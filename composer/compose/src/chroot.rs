@@ -52,8 +52,9 @@ impl ChrootCommand {
     }
 
     fn spawn(&self) -> Result<()> {
-        let exe = std::env::current_exe().context("finding the compose executable")?;
-        let mut cmd = Command::new(exe);
+        // /proc/self/exe, not current_exe(): it still names our own inode
+        // when the binary on disk was replaced (upgraded, rebuilt) meanwhile.
+        let mut cmd = Command::new("/proc/self/exe");
         cmd.arg(HELPER_VERB).arg(&self.root);
         for (host, name) in &self.binds {
             let mut arg = OsString::from("--bind=");

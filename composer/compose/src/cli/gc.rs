@@ -3,13 +3,16 @@
 use super::human_size;
 use anyhow::Result;
 use compose_store::Store;
+use composer::inventory::load_nodes;
 use composer::publish::{gc::gc, Tree};
-use std::path::Path;
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 /// Free what nothing refers to.
 ///
-/// Per image, keeps the current generation and the newest --keep ones (and
+/// Per image, keeps the current generation, the newest --keep ones, those a
+/// node of the inventory is pinned to (and
 /// the newest --keep snapshots in the store); removes older generations, the
 /// roots and checkpoints only they used, snapshots beyond --keep that no kept
 /// generation uses, and every blob no remaining snapshot references. Safe to
@@ -19,6 +22,10 @@ pub struct Args {
     /// How many generations (and snapshots) to keep per image.
     #[arg(long, default_value_t = 5)]
     keep: usize,
+    /// The node inventory: generations nodes are pinned to are kept
+    /// (default /etc/compose/nodes.toml when it exists).
+    #[arg(long)]
+    nodes: Option<PathBuf>,
     /// Show what would be removed without removing anything.
     #[arg(long)]
     dry_run: bool,
@@ -29,7 +36,18 @@ pub struct Args {
 pub fn run(store_path: &Path, root: &Path, args: Args) -> Result<ExitCode> {
     let store = Store::open_existing(store_path)?;
     let tree = Tree::open_existing(root).ok();
-    let (t, s) = gc(&store, tree.as_ref(), args.keep.max(1), args.dry_run)?;
+    let nodes_path = args.nodes.clone().or_else(|| {
+        let default = Path::new("/etc/compose/nodes.toml");
+        default.exists().then(|| default.to_path_buf())
+    });
+    let pins: BTreeSet<(String, u64)> = match &nodes_path {
+        Some(p) => load_nodes(p)?
+            .into_iter()
+            .filter_map(|n| Some((n.image, n.generation?)))
+            .collect(),
+        None => BTreeSet::new(),
+    };
+    let (t, s) = gc(&store, tree.as_ref(), args.keep.max(1), &pins, args.dry_run)?;
     let verb = if args.dry_run {
         "would remove"
     } else {

@@ -82,17 +82,19 @@ pub fn gc_tree(
 }
 
 /// Runs the tree gc, then the store's with the kept snapshots pinned.
+/// `node_pins` are (image, generation) pairs nodes are pinned to: never removed.
 pub fn gc(
     store: &Store,
     tree: Option<&Tree>,
     keep: usize,
+    node_pins: &BTreeSet<(String, u64)>,
     dry_run: bool,
 ) -> Result<(TreeGcReport, compose_store::GcReport)> {
     // Held across the store's gc so no publish can start using a snapshot
     // the store is about to drop.
     let _lock = tree.map(Tree::lock).transpose()?;
     let (tree_report, pinned) = match tree {
-        Some(t) => gc_tree(store, t, keep, &BTreeSet::new(), dry_run)?,
+        Some(t) => gc_tree(store, t, keep, node_pins, dry_run)?,
         None => (TreeGcReport::default(), BTreeSet::new()),
     };
     let policy = GcPolicy {
