@@ -6,7 +6,6 @@ use compose_store::Store;
 use composer::build::{build, BuildOptions, LayerReport, Progress};
 use composer::plan::{plan, PlannedLayer, Tools};
 use composer::verify::verify;
-use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -39,9 +38,7 @@ pub struct Args {
     verbose: bool,
 }
 
-struct Printer {
-    tty: bool,
-}
+struct Printer;
 
 impl Progress for Printer {
     fn layer_started(&mut self, index: usize, total: usize, layer: &PlannedLayer, cached: bool) {
@@ -70,7 +67,6 @@ impl Progress for Printer {
             human_size(r.size),
             r.seconds
         );
-        let _ = self.tty;
     }
 }
 
@@ -82,9 +78,7 @@ pub fn run(store_path: &Path, args: Args) -> Result<ExitCode> {
     )?;
     let plan = plan(&recipe, Tools::detect())?;
     let store = Store::open(store_path)?;
-    let mut printer = Printer {
-        tty: std::io::stderr().is_terminal(),
-    };
+    let mut printer = Printer;
     eprintln!(
         "compose: building {} ({} layers) in {}",
         plan.image,
