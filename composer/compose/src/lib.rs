@@ -8,6 +8,7 @@
 //! layer's changes as a blob; [`verify`] proves two builds agree.
 
 pub mod atomic;
+pub mod boottest;
 pub mod build;
 pub mod cachekey;
 pub mod chroot;

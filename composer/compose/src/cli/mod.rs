@@ -1,5 +1,6 @@
 //! One file per verb. Data goes to stdout, progress and errors to stderr.
 
+mod boottest;
 mod build;
 mod check;
 mod diff;
@@ -66,6 +67,7 @@ pub struct Cli {
 #[derive(Subcommand)]
 enum Command {
     Build(build::Args),
+    BootTest(boottest::Args),
     Snapshots(snapshots::Args),
     Check(check::Args),
     Publish(publish::Args),
@@ -81,6 +83,7 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Build(a) => build::run(&cli.store, a),
+        Command::BootTest(a) => boottest::run(&cli.store, a),
         Command::Snapshots(a) => snapshots::run(&cli.store, a),
         Command::Check(a) => check::run(a),
         Command::Publish(a) => publish::run(&cli.store, &cli.root, a),
