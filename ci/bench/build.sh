@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Benchmarks `compose build` against plain mmdebstrap, in one run, and prints
 # a Markdown table of times and ratios (pasted into BENCHMARKS.md).
-#     sudo ci/bench/build.sh
+#     ci/bench/build.sh
 # 1. cold build of a base-only recipe vs mmdebstrap of the same package set
 #    (compose's overhead: scrub, scan, tar and sha256 of the whole root);
 # 2. no-op rebuild (every layer a hit);

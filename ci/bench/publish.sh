@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Benchmarks publish, rollback and diff against their plain peers in one run
 # and prints a Markdown table (pasted into BENCHMARKS.md).
-#     sudo ci/bench/publish.sh
+#     ci/bench/publish.sh
 # Builds recipes/minimal.toml (~700 MB root) and two variants: one file
 # changed in a last layer, and one with a 1.3 GB file added (a ~2 GB root).
 set -euo pipefail
