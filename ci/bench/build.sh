@@ -7,20 +7,11 @@
 # 2. no-op rebuild (every layer a hit);
 # 3. incremental rebuild after changing the last layer of recipes/minimal.toml,
 #    against the cold build of the same recipe.
-set -euo pipefail
-cd "$(dirname "$0")/../.."
-ci/setup >/dev/null
-cargo build --release -p compose >/dev/null 2>&1
-bin=${CARGO_TARGET_DIR:-$PWD/target}/release/compose
-work=$(mktemp -d /var/tmp/compose-bench.XXXXXX)
-trap 'rm -rf "$work"' EXIT
+. "$(dirname "$0")/common.sh"
 packages="linux-image-amd64,initramfs-tools,zstd,systemd-sysv,udev,kmod,iproute2,procps"
 mirror=$(sed -n 's/^URIs: *\(http[^ ]*\/debian\) *$/\1/p' /etc/apt/sources.list.d/*.sources 2>/dev/null | head -1)
 mirror=${mirror:-http://deb.debian.org/debian}
 
-now() { date +%s.%N; }
-elapsed() { echo "$(now) - $1" | bc -l; }
-ratio() { echo "scale=3; $1 / $2" | bc -l; }
 
 cat > "$work/base.toml" <<EOT
 [image]

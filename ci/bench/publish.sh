@@ -4,18 +4,9 @@
 #     ci/bench/publish.sh
 # Builds recipes/minimal.toml (~700 MB root) and two variants: one file
 # changed in a last layer, and one with a 1.3 GB file added (a ~2 GB root).
-set -euo pipefail
-cd "$(dirname "$0")/../.."
-ci/setup >/dev/null
-cargo build --release -p compose >/dev/null 2>&1
-bin=${CARGO_TARGET_DIR:-$PWD/target}/release/compose
-work=$(mktemp -d /var/tmp/compose-bench.XXXXXX)
-trap 'rm -rf "$work"' EXIT
+. "$(dirname "$0")/common.sh"
 export COMPOSE_STORE=$work/store COMPOSE_ROOT=$work/tree
 cp -a recipes layers "$work/"
-now() { date +%s.%N; }
-elapsed() { echo "$(now) - $1" | bc -l; }
-ratio() { echo "scale=3; $1 / $2" | bc -l; }
 used() { df -B1 --output=used "$work" | tail -1; }
 ms() { echo "$1 * 1000" | bc -l; }
 

@@ -1,6 +1,6 @@
 //! `compose build`
 
-use super::{human_size, load_recipe};
+use super::{human_size, load_recipe, short_digest};
 use anyhow::Result;
 use compose_store::Store;
 use composer::build::{build, BuildOptions, LayerReport, Progress};
@@ -53,7 +53,7 @@ impl Progress for Printer {
     }
 
     fn layer_finished(&mut self, total: usize, r: &LayerReport) {
-        let short = r.digest.get(..19).unwrap_or(&r.digest);
+        let short = short_digest(&r.digest);
         let verb = if r.cache == "hit" { "hit " } else { "done" };
         let pack = if r.cache == "hit" {
             String::new()

@@ -1,5 +1,6 @@
 //! `compose generations`
 
+use super::short_digest;
 use anyhow::Result;
 use composer::publish::Tree;
 use std::path::Path;
@@ -42,7 +43,7 @@ pub fn run(root: &Path, args: Args) -> Result<ExitCode> {
             g.image,
             g.number,
             if g.current { "*" } else { " " },
-            id.get(..19).unwrap_or(&id),
+            short_digest(&id),
             g.kernel_version,
             g.published.trim_end_matches('Z').replace('T', " ")
         );

@@ -103,6 +103,11 @@ pub fn main() -> ExitCode {
     }
 }
 
+/// `sha256:` and the first 12 hex digits, for tables and progress lines.
+pub fn short_digest(d: &str) -> &str {
+    d.get(..19).unwrap_or(d)
+}
+
 /// Human-readable sizes for listings and progress.
 pub fn human_size(bytes: u64) -> String {
     const UNITS: [&str; 5] = ["B", "kB", "MB", "GB", "TB"];

@@ -1,6 +1,6 @@
 //! `compose snapshots`
 
-use super::human_size;
+use super::{human_size, short_digest};
 use anyhow::Result;
 use compose_store::Store;
 use std::path::Path;
@@ -40,7 +40,7 @@ pub fn run(store_path: &Path, args: Args) -> Result<ExitCode> {
         println!(
             "{:<20} {:<19}{} {:<20} {:>6} {:>10}",
             s.image,
-            id.get(..19).unwrap_or(&id),
+            short_digest(&id),
             if s.newest { " *" } else { "  " },
             built.trim_end_matches('Z').replace('T', " "),
             s.layers,
