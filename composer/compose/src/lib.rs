@@ -15,7 +15,8 @@ pub mod chroot;
 pub mod diff;
 pub mod exec;
 pub mod hostenv;
-pub mod inventory;
+/// The node inventory lives in compose-cluster; re-exported for the CLI.
+pub use compose_cluster::inventory;
 pub mod plan;
 pub mod publish;
 pub mod scrub;
