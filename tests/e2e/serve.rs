@@ -307,7 +307,43 @@ fn netns_serve_dhcp_tftp_nfs_with_real_clients() {
     };
     let text = fs::read_to_string(&log).unwrap();
     assert!(status.success(), "serve exited with {status}:\n{text}");
-    for want in ["Ack", "Finished", "Mount", "stopped"] {
-        assert!(text.contains(want), "the log lacks {want}:\n{text}");
+    // One logfmt line per step, naming the node, the generation and the snapshot.
+    let hex = snapshot.trim_start_matches("sha256:");
+    for want in [
+        "event=dhcp.ack host=node01 mac=52:54:00:77:00:01 ip=10.77.0.11".to_string(),
+        "event=tftp.done host=node01 peer=10.77.0.11:".to_string(),
+        "file=images/minimal/gen/1/vmlinuz image=minimal gen=1".to_string(),
+        format!("event=nfs.mount host=node01 peer=10.77.0.11:"),
+        format!("snapshot=sha256:{hex}"),
+        "compose serve: stopped".to_string(),
+    ] {
+        assert!(text.contains(&want), "the log lacks {want}:\n{text}");
     }
+    // ... and what `compose status` reports from it.
+    let boots: serde_json::Value =
+        serde_json::from_slice(&fs::read(tree.join("state/boots.json")).unwrap()).unwrap();
+    let n = &boots["nodes"]["node01"];
+    assert_eq!(n["generation"], "minimal/1", "{boots:#}");
+    assert_eq!(n["snapshot"], *snapshot, "{boots:#}");
+    assert_eq!(n["ip"], "10.77.0.11", "{boots:#}");
+    let out = Command::new(compose_bin())
+        .args([
+            "--root",
+            tree.to_str().unwrap(),
+            "status",
+            "--json",
+            "--nodes",
+        ])
+        .arg(&nodes)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(rows[0]["hostname"], "node01", "{rows:#}");
+    assert_eq!(rows[0]["want"], "minimal/1", "{rows:#}");
+    assert_eq!(rows[0]["state"], "current", "{rows:#}");
 }

@@ -11,6 +11,7 @@ mod publish;
 mod rollback;
 mod serve;
 mod snapshots;
+mod status;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -77,6 +78,7 @@ enum Command {
     Serve(serve::Args),
     Gc(gc::Args),
     Fsck(fsck::Args),
+    Status(status::Args),
 }
 
 pub fn main() -> ExitCode {
@@ -93,6 +95,7 @@ pub fn main() -> ExitCode {
         Command::Serve(a) => serve::run_cli(&cli.root, a),
         Command::Gc(a) => gc::run(&cli.store, &cli.root, a),
         Command::Fsck(a) => fsck::run(&cli.store, &cli.root, a),
+        Command::Status(a) => status::run(&cli.root, a),
     };
     match result {
         Ok(code) => code,

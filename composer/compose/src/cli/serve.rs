@@ -4,7 +4,7 @@ use anyhow::{bail, Result};
 use composer::inventory::load_nodes;
 use composer::publish::Tree;
 use composer::serve::{
-    interface_address, load_config, regen_pxelinux_links, run, Event, Plan, ServeConfig,
+    interface_address, load_config, log::Record, regen_pxelinux_links, run, Plan, ServeConfig,
 };
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -110,11 +110,8 @@ pub fn run_cli(root: &Path, args: Args) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn log_event(e: Event) {
-    match e {
-        Event::Started(what) => eprintln!("compose serve: {what}"),
-        Event::Dhcp(e) => eprintln!("compose serve: dhcp: {e:?}"),
-        Event::Tftp(e) => eprintln!("compose serve: tftp: {e:?}"),
-        Event::Nfs(e) => eprintln!("compose serve: nfs: {e:?}"),
-    }
+/// One logfmt line per event on stderr (journald adds its own timestamp,
+/// but the line keeps its own for plain log files).
+fn log_event(r: &Record) {
+    eprintln!("{r}");
 }

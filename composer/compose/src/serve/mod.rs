@@ -8,6 +8,9 @@
 //! every mount so new generations appear without a restart. Per-MAC pxelinux
 //! entries are regenerated from the inventory at start.
 
+pub mod log;
+pub mod status;
+
 use crate::atomic;
 use crate::inventory::Node;
 use crate::publish::Tree;
@@ -174,8 +177,26 @@ fn exports(tree: PathBuf) -> Vec<compose_nfs::Export> {
         .collect()
 }
 
-/// Runs the servers until SIGINT or SIGTERM, reporting through `on_event`.
-pub fn run(plan: Plan, mut on_event: impl FnMut(Event) + Send + 'static) -> Result<()> {
+/// Runs the servers until SIGINT or SIGTERM. Every event becomes a log
+/// record (handed to `on_log`), and the boot steps of inventory nodes are
+/// kept in `TREE/state/boots.json` for `compose status`.
+pub fn run(plan: Plan, mut on_log: impl FnMut(&log::Record) + Send + 'static) -> Result<()> {
+    let index = log::NodeIndex::new(&plan.nodes);
+    let mut boots = status::load(&plan.tree).unwrap_or_default();
+    let tree = plan.tree.clone();
+    let mut on_event = move |e: Event| {
+        let r = log::record(&e, &index, std::time::SystemTime::now());
+        if boots.observe(&r) {
+            if let Err(err) = boots.save(&tree) {
+                on_log(&log::Record {
+                    at: r.at,
+                    event: "serve.status_failed",
+                    fields: vec![("error", format!("{err:#}"))],
+                });
+            }
+        }
+        on_log(&r);
+    };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -1,0 +1,159 @@
+//! What `compose serve` saw of each node's last boot, kept in
+//! `TREE/state/boots.json` for `compose status`: the last DHCP lease, the
+//! generation whose kernel and initrd it fetched, and the snapshot it
+//! mounted, each with a time.
+//!
+//! The file is rewritten (temp + rename) after each boot step of an
+//! inventory node. It is not fsynced: losing the last second of status on a
+//! power cut is fine, and a boot storm of hundreds of nodes must not queue
+//! behind fsyncs.
+
+use super::log::Record;
+use anyhow::{Context, Result};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// One node's last boot as the servers saw it. Times are RFC 3339 (UTC).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BootRecord {
+    pub mac: Option<String>,
+    pub ip: Option<String>,
+    /// The last DHCP ACK.
+    pub dhcp_at: Option<String>,
+    /// The generation whose kernel the node fetched last: `image/N`.
+    pub generation: Option<String>,
+    pub kernel_at: Option<String>,
+    /// The last completed initrd transfer (kernel + initrd loaded).
+    pub initrd_at: Option<String>,
+    /// The snapshot whose root it mounted last.
+    pub snapshot: Option<String>,
+    pub mount_at: Option<String>,
+}
+
+/// All nodes' records, by hostname.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Boots {
+    pub nodes: BTreeMap<String, BootRecord>,
+}
+
+pub fn path(tree: &Path) -> PathBuf {
+    tree.join("state/boots.json")
+}
+
+/// Reads the record; a missing file is an empty one.
+pub fn load(tree: &Path) -> Result<Boots> {
+    let p = path(tree);
+    match std::fs::read(&p) {
+        Ok(bytes) => serde_json::from_slice(&bytes)
+            .with_context(|| format!("{}: not a compose boot record", p.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Boots::default()),
+        Err(e) => Err(e).with_context(|| format!("reading {}", p.display())),
+    }
+}
+
+impl Boots {
+    /// Folds one log record in; true when something changed.
+    pub fn observe(&mut self, r: &Record) -> bool {
+        let Some(host) = r.get("host") else {
+            return false;
+        };
+        let at = humantime::format_rfc3339_millis(r.at).to_string();
+        let entry = self.nodes.entry(host.to_string()).or_default();
+        let before = entry.clone();
+        match r.event {
+            "dhcp.ack" => {
+                entry.dhcp_at = Some(at);
+                entry.mac = r.get("mac").map(str::to_string);
+                entry.ip = r.get("ip").map(str::to_string);
+            }
+            "tftp.done" => {
+                let file = r.get("file").unwrap_or_default();
+                if let (Some(image), Some(g)) = (r.get("image"), r.get("gen")) {
+                    if file.ends_with("/vmlinuz") {
+                        entry.generation = Some(format!("{image}/{g}"));
+                        entry.kernel_at = Some(at);
+                    } else if file.ends_with("/initrd.img") {
+                        entry.initrd_at = Some(at);
+                    }
+                }
+            }
+            "nfs.mount" => {
+                if let Some(s) = r.get("snapshot") {
+                    entry.snapshot = Some(s.to_string());
+                    entry.mount_at = Some(at);
+                }
+            }
+            _ => {}
+        }
+        *entry != before
+    }
+
+    /// Writes the record (temp + rename, see the module comment).
+    pub fn save(&self, tree: &Path) -> Result<()> {
+        let p = path(tree);
+        let dir = p.parent().expect("state/ has a parent");
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        let tmp = dir.join(format!(".boots.json.{}", std::process::id()));
+        let mut text = serde_json::to_string_pretty(self)?;
+        text.push('\n');
+        std::fs::write(&tmp, text).with_context(|| format!("writing {}", tmp.display()))?;
+        std::fs::rename(&tmp, &p).with_context(|| format!("renaming to {}", p.display()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::{Duration, UNIX_EPOCH};
+
+    fn rec(event: &'static str, fields: &[(&'static str, &str)], ms: u64) -> Record {
+        Record {
+            at: UNIX_EPOCH + Duration::from_millis(ms),
+            event,
+            fields: fields.iter().map(|(k, v)| (*k, v.to_string())).collect(),
+        }
+    }
+
+    #[test]
+    fn a_boot_is_followed_step_by_step_and_saved() {
+        let mut b = Boots::default();
+        let ack = rec(
+            "dhcp.ack",
+            &[
+                ("host", "node01"),
+                ("mac", "52:54:00:c0:00:01"),
+                ("ip", "10.78.0.11"),
+            ],
+            1000,
+        );
+        assert!(b.observe(&ack));
+        let kernel = [
+            ("host", "node01"),
+            ("file", "images/minimal/gen/2/vmlinuz"),
+            ("image", "minimal"),
+            ("gen", "2"),
+        ];
+        assert!(b.observe(&rec("tftp.done", &kernel, 2000)));
+        assert!(!b.observe(&rec("tftp.start", &kernel, 2500)));
+        assert!(b.observe(&rec(
+            "nfs.mount",
+            &[("host", "node01"), ("snapshot", "sha256:ab")],
+            3000
+        )));
+        // Strangers (no host=) are not recorded.
+        assert!(!b.observe(&rec("dhcp.ack", &[("mac", "02:00:00:00:00:01")], 4000)));
+        let n = &b.nodes["node01"];
+        assert_eq!(n.generation.as_deref(), Some("minimal/2"));
+        assert_eq!(n.snapshot.as_deref(), Some("sha256:ab"));
+        assert_eq!(n.kernel_at.as_deref(), Some("1970-01-01T00:00:02.000Z"));
+
+        let d = tempfile::tempdir().unwrap();
+        assert_eq!(load(d.path()).unwrap(), Boots::default());
+        b.save(d.path()).unwrap();
+        assert_eq!(load(d.path()).unwrap(), b);
+        std::fs::write(path(d.path()), "{").unwrap();
+        let err = format!("{:#}", load(d.path()).unwrap_err());
+        assert!(err.contains("boots.json"), "{err}");
+    }
+}
