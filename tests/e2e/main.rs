@@ -12,6 +12,7 @@ use compose_e2e::*;
 use serde_json::Value;
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::sync::OnceLock;
 
 pub struct Fixture {
@@ -61,4 +62,23 @@ pub fn variant(name: &str, extra: &str) -> PathBuf {
     let path = f.sandbox.join(format!("recipes/{name}.toml"));
     fs::write(&path, format!("{text}\n{extra}\n")).unwrap();
     path
+}
+
+/// A private copy of the fixture's store: gc in one test must not take
+/// snapshots from another. Blobs are immutable, so hard links suffice.
+pub fn store_copy() -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::Builder::new()
+        .prefix("compose-store-copy-")
+        .tempdir_in("/var/tmp")
+        .unwrap();
+    let store = dir.path().join("store");
+    let st = Command::new("cp")
+        .arg("-al")
+        .arg(&fixture().store)
+        .arg(&store)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    fs::remove_file(store.join("compose/lock")).ok();
+    (dir, store)
 }

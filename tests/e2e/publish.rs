@@ -50,25 +50,6 @@ fn second_snapshot(store: &Path, tag: &str) -> String {
         .to_string()
 }
 
-/// A private copy of the fixture's store: gc in one test must not take
-/// snapshots from another. Blobs are immutable, so hard links suffice.
-fn store_copy() -> (tempfile::TempDir, PathBuf) {
-    let dir = tempfile::Builder::new()
-        .prefix("compose-store-copy-")
-        .tempdir_in("/var/tmp")
-        .unwrap();
-    let store = dir.path().join("store");
-    let st = Command::new("cp")
-        .arg("-al")
-        .arg(&fixture().store)
-        .arg(&store)
-        .status()
-        .unwrap();
-    assert!(st.success());
-    fs::remove_file(store.join("compose/lock")).ok();
-    (dir, store)
-}
-
 fn free_bytes(path: &Path) -> u64 {
     let out = Command::new("stat")
         .args(["-f", "-c", "%a %S"])

@@ -313,7 +313,7 @@ fn netns_serve_dhcp_tftp_nfs_with_real_clients() {
         "event=dhcp.ack host=node01 mac=52:54:00:77:00:01 ip=10.77.0.11".to_string(),
         "event=tftp.done host=node01 peer=10.77.0.11:".to_string(),
         "file=images/minimal/gen/1/vmlinuz image=minimal gen=1".to_string(),
-        format!("event=nfs.mount host=node01 peer=10.77.0.11:"),
+        "event=nfs.mount host=node01 peer=10.77.0.11:".to_string(),
         format!("snapshot=sha256:{hex}"),
         "compose serve: stopped".to_string(),
     ] {

@@ -222,6 +222,8 @@ struct Index {
 #[derive(Debug)]
 pub struct ExportFs {
     pub key: u64,
+    /// Who may use it (see `Export::clients`); empty: everyone.
+    pub clients: Vec<std::net::IpAddr>,
     root: OwnedFd,
     root_id: (u64, u64),
     index: Mutex<Index>,
@@ -262,6 +264,7 @@ impl ExportFs {
         ]);
         Ok(ExportFs {
             key,
+            clients: Vec::new(),
             root,
             root_id: (st.st_dev, st.st_ino),
             index: Mutex::new(Index::default()),

@@ -26,6 +26,8 @@ pub use server::{serve, serve_dynamic, NfsServer};
 pub const PMAP_PROG: u32 = 100_000;
 pub const NFS_PROG: u32 = 100_003;
 pub const MOUNT_PROG: u32 = 100_005;
+/// NFSACL v3 (the Linux client's POSIX ACL side protocol), see proto.rs.
+pub const NFSACL_PROG: u32 = 100_227;
 
 /// One exported directory.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,6 +36,24 @@ pub struct Export {
     pub path: String,
     /// The directory served.
     pub dir: PathBuf,
+    /// The only client addresses allowed to mount it and use its handles
+    /// (a node's private files); empty: every client.
+    pub clients: Vec<std::net::IpAddr>,
+}
+
+impl Export {
+    /// An export open to every client.
+    pub fn new(path: impl Into<String>, dir: impl Into<PathBuf>) -> Export {
+        Export {
+            path: path.into(),
+            dir: dir.into(),
+            clients: Vec::new(),
+        }
+    }
+
+    pub fn allows(&self, client: std::net::IpAddr) -> bool {
+        self.clients.is_empty() || self.clients.contains(&client)
+    }
 }
 
 /// Static configuration.

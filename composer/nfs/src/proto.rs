@@ -10,7 +10,7 @@ use crate::fs::*;
 use crate::perm;
 use crate::rpc::{self, Call, Cred};
 use crate::xdr::{pad, Dec, Enc, XdrError};
-use crate::{NfsEvent, Source, MOUNT_PROG, NFS_PROG, PMAP_PROG};
+use crate::{NfsEvent, Source, MOUNT_PROG, NFSACL_PROG, NFS_PROG, PMAP_PROG};
 
 /// Largest READ / READDIR reply payload (FSINFO rtmax, dtpref).
 pub const RTMAX: u32 = 1 << 20;
@@ -41,8 +41,9 @@ impl Ctx {
     }
 
     /// Opens (or reuses) the export; reusing keeps its inode index.
-    fn open_export(&self, path: &str, dir: &std::path::Path) -> std::io::Result<Arc<ExportFs>> {
-        let fresh = ExportFs::open(path, dir)?;
+    fn open_export(&self, ex: &crate::Export) -> std::io::Result<Arc<ExportFs>> {
+        let mut fresh = ExportFs::open(&ex.path, &ex.dir)?;
+        fresh.clients = ex.clients.clone();
         let mut map = self
             .exports
             .lock()
@@ -60,7 +61,7 @@ impl Ctx {
         }
         let mut live = Vec::new();
         for ex in self.source.exports() {
-            if let Ok(e) = self.open_export(&ex.path, &ex.dir) {
+            if let Ok(e) = self.open_export(&ex) {
                 live.push(e.key);
             }
         }
@@ -69,9 +70,13 @@ impl Ctx {
         map.get(&key).cloned()
     }
 
-    fn resolve(&self, fh: &[u8]) -> Result<(Arc<ExportFs>, Obj), u32> {
+    fn resolve(&self, fh: &[u8], peer: SocketAddr) -> Result<(Arc<ExportFs>, Obj), u32> {
         let h = Handle::decode(fh).ok_or(NFS3ERR_BADHANDLE)?;
         let ex = self.export_of(h.export).ok_or(NFS3ERR_STALE)?;
+        // A private export's handles are no use to other clients either.
+        if !ex.clients.is_empty() && !ex.clients.contains(&peer.ip()) {
+            return Err(NFS3ERR_ACCES);
+        }
         let obj = ex.resolve(&h)?;
         Ok((ex, obj))
     }
@@ -97,7 +102,8 @@ impl Ctx {
         let out = match call.prog {
             PMAP_PROG => self.pmap(&call),
             MOUNT_PROG => self.mount(&call, peer),
-            NFS_PROG => self.nfs(&call, &cred),
+            NFS_PROG => self.nfs(&call, &cred, peer),
+            NFSACL_PROG => self.nfsacl(&call, peer),
             _ => Ok(rpc::accepted(call.xid, rpc::PROG_UNAVAIL)),
         };
         Some(match out {
@@ -127,6 +133,7 @@ impl Ctx {
                         PMAP_PROG => vers == 2,
                         NFS_PROG => vers == 3,
                         MOUNT_PROG => vers == 3,
+                        NFSACL_PROG => vers == 3,
                         _ => false,
                     };
                 e.u32(if ours { port } else { 0 });
@@ -152,7 +159,7 @@ impl Ctx {
             0 | 4 => {}
             1 => {
                 let path = String::from_utf8_lossy(d.opaque(1024)?).into_owned();
-                match self.mnt(&path) {
+                match self.mnt(&path, peer) {
                     Ok(h) => {
                         e.u32(0).opaque(&h.encode());
                         // auth flavors: AUTH_UNIX, AUTH_NONE
@@ -189,7 +196,7 @@ impl Ctx {
 
     /// MNT: an export path, or a directory below one (libnfs mounts the
     /// directory holding the file it is asked for).
-    fn mnt(&self, path: &str) -> Result<Handle, (u32, String)> {
+    fn mnt(&self, path: &str, peer: SocketAddr) -> Result<Handle, (u32, String)> {
         let want = path.trim_end_matches('/');
         let exports = self.source.exports();
         let found = exports.iter().find_map(|ex| {
@@ -200,8 +207,11 @@ impl Ctx {
         let Some((ex, rest)) = found else {
             return Err((2, "not exported".into()));
         };
+        if !ex.allows(peer.ip()) {
+            return Err((13, format!("not exported to {}", peer.ip())));
+        }
         let fs = self
-            .open_export(&ex.path, &ex.dir)
+            .open_export(ex)
             .map_err(|e| (10006, format!("{}: {e}", ex.dir.display())))?;
         let mut obj = fs.root_obj().map_err(|e| (10006, e.to_string()))?;
         for comp in rest.split('/').filter(|c| !c.is_empty()) {
@@ -218,7 +228,49 @@ impl Ctx {
         Ok(fs.handle(&obj.st))
     }
 
-    fn nfs(&self, call: &Call, cred: &Cred) -> Result<Enc, XdrError> {
+    /// NFSACL v3: every file's ACL is its mode bits, so GETACL answers
+    /// "no ACL entries" (access and default) and the client falls back to
+    /// the mode. Without this program the Linux client reports EOPNOTSUPP
+    /// for ACL lookups, and overlayfs, which asks for the lower file's ACL
+    /// on every permission check by a non-root user, then refuses exec and
+    /// open to everyone but root on a node whose root is an overlay over
+    /// our export (found by compose boot-test). SETACL: read-only.
+    fn nfsacl(&self, call: &Call, peer: SocketAddr) -> Result<Enc, XdrError> {
+        if call.vers != 3 {
+            return Ok(rpc::prog_mismatch(call.xid, 3, 3));
+        }
+        let mut d = Dec::new(call.args);
+        let mut e = rpc::accepted(call.xid, rpc::SUCCESS);
+        match call.proc_ {
+            0 => {}
+            1 => {
+                let fh = d.opaque(64)?;
+                let mask = d.u32()?;
+                match self.resolve(fh, peer) {
+                    Ok((ex, obj)) => {
+                        e.u32(NFS3_OK);
+                        post_op(&mut e, Some(&ex.attr(&obj.st)));
+                        // NFS_ACL | NFS_ACLCNT | NFS_DFACL | NFS_DFACLCNT
+                        e.u32(mask & 0xf);
+                        // access then default ACL: 0 entries, empty array
+                        e.u32(0).u32(0).u32(0).u32(0);
+                    }
+                    Err(stat) => {
+                        e.u32(stat);
+                        e.bool(false);
+                    }
+                }
+            }
+            2 => {
+                e.u32(NFS3ERR_ROFS);
+                e.bool(false);
+            }
+            _ => return Ok(rpc::accepted(call.xid, rpc::PROC_UNAVAIL)),
+        }
+        Ok(e)
+    }
+
+    fn nfs(&self, call: &Call, cred: &Cred, peer: SocketAddr) -> Result<Enc, XdrError> {
         if call.vers != 3 {
             return Ok(rpc::prog_mismatch(call.xid, 3, 3));
         }
@@ -248,7 +300,7 @@ impl Ctx {
         // Arguments are decoded before the handle is resolved, so garbage is
         // GARBAGE_ARGS whatever the handle.
         let args = Args::decode(call.proc_, &mut d)?;
-        let res = self.resolve(fh).and_then(|(ex, obj)| {
+        let res = self.resolve(fh, peer).and_then(|(ex, obj)| {
             let mut body = Enc::with_capacity(256);
             self.nfs_proc(&ex, &obj, cred, &args, &mut body)?;
             Ok(body)

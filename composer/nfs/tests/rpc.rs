@@ -19,10 +19,7 @@ const STALE: u32 = 70;
 const BADHANDLE: u32 = 10001;
 
 fn export(root: &std::path::Path) -> Arc<Vec<Export>> {
-    Arc::new(vec![Export {
-        path: EXPORT.into(),
-        dir: root.to_path_buf(),
-    }])
+    Arc::new(vec![Export::new(EXPORT, root)])
 }
 
 #[test]
@@ -210,10 +207,7 @@ fn exports_are_reread_on_mount() {
     let r = Running::start(Arc::new(ExportFn(move || l2.lock().unwrap().clone())));
     let mut c = Client::connect(r.addr);
     assert_eq!(c.mnt(EXPORT), Err(2));
-    list.lock().unwrap().push(Export {
-        path: EXPORT.into(),
-        dir: root.clone(),
-    });
+    list.lock().unwrap().push(Export::new(EXPORT, root.clone()));
     let fh = c.mnt(EXPORT).unwrap();
     assert_eq!(c.getattr(&fh).unwrap().ftype, 2);
     std::thread::sleep(std::time::Duration::from_millis(50));
@@ -334,4 +328,64 @@ fn readdir_pages_and_fsinfo() {
         }
     }
     assert!(data == std::fs::read(root.join("big.bin")).unwrap());
+}
+
+#[test]
+fn private_exports_serve_only_their_clients() {
+    let t = tempfile::tempdir().unwrap();
+    let root = tree(t.path());
+    let mine = Export {
+        clients: vec!["127.0.0.1".parse().unwrap()],
+        ..Export::new("/srv/compose/cluster/boot/node01", root.clone())
+    };
+    let theirs = Export {
+        clients: vec!["10.9.9.9".parse().unwrap()],
+        ..Export::new("/srv/compose/cluster/boot/node02", root.clone())
+    };
+    let r = Running::start(Arc::new(vec![mine, theirs]));
+    let mut c = Client::connect(r.addr);
+    let fh = c.mnt("/srv/compose/cluster/boot/node01").unwrap();
+    assert_eq!(c.getattr(&fh).unwrap().ftype, 2);
+    assert_eq!(c.mnt("/srv/compose/cluster/boot/node02"), Err(ACCES));
+    // Events arrive through a channel: wait for the refusal (bounded).
+    let mut seen = Vec::new();
+    for _ in 0..100 {
+        seen.extend(r.events());
+        if seen.iter().any(|e| {
+            matches!(e, NfsEvent::Refused { reason, .. } if reason.contains("not exported to 127.0.0.1"))
+        }) {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    panic!("no refusal event: {seen:?}");
+}
+
+/// NFSACL GETACL: "no ACL entries" with the file's attributes, so the Linux
+/// client (and overlayfs above it) falls back to the mode bits.
+#[test]
+fn nfsacl_getacl_reports_no_entries() {
+    let t = tempfile::tempdir().unwrap();
+    let root = tree(t.path());
+    let r = Running::start(export(&root));
+    let mut c = Client::connect(r.addr);
+    let fh = c.mnt(EXPORT).unwrap();
+    let mut a = Enc::new();
+    a.opaque(&fh).u32(0xf);
+    let reply = c.call(100_227, 3, 1, &a.buf);
+    let mut d = Dec::new(&reply);
+    assert_eq!(d.u32().unwrap(), 0, "NFS3_OK");
+    assert!(d.bool().unwrap(), "post_op_attr present");
+    let attr = Fattr::decode(&mut d);
+    assert_eq!(attr, c.getattr(&fh).unwrap());
+    assert_eq!(d.u32().unwrap(), 0xf, "mask echoed");
+    for _ in 0..4 {
+        assert_eq!(d.u32().unwrap(), 0);
+    }
+    assert_eq!(d.remaining(), 0);
+    // SETACL on a read-only server.
+    let mut a = Enc::new();
+    a.opaque(&fh).u32(0);
+    let reply = c.call(100_227, 3, 2, &a.buf);
+    assert_eq!(Dec::new(&reply).u32().unwrap(), ROFS);
 }

@@ -162,19 +162,33 @@ fn dhcp_config(plan: &Plan) -> compose_dhcp::DhcpConfig {
     }
 }
 
-/// The NFS exports: every published root, at its own absolute path.
-fn exports(tree: PathBuf) -> Vec<compose_nfs::Export> {
-    let roots = tree.join("roots");
-    let Ok(dir) = std::fs::read_dir(&roots) else {
-        return Vec::new();
+/// The NFS exports: every published root, at its own absolute path, open
+/// to all; and each inventory node's own files (`TREE/cluster/boot/HOST`,
+/// written by `compose nodes regen`), open to that node's address only.
+/// Listed afresh on every mount, so new generations and a new regen appear
+/// without a restart.
+fn exports(tree: &Path, nodes: &[(String, std::net::IpAddr)]) -> Vec<compose_nfs::Export> {
+    let mut out: Vec<compose_nfs::Export> = match std::fs::read_dir(tree.join("roots")) {
+        Ok(dir) => dir
+            .flatten()
+            .filter(|e| e.path().is_dir())
+            .map(|e| compose_nfs::Export::new(e.path().to_string_lossy(), e.path()))
+            .collect(),
+        Err(_) => Vec::new(),
     };
-    dir.flatten()
-        .filter(|e| e.path().is_dir())
-        .map(|e| compose_nfs::Export {
-            path: e.path().to_string_lossy().into_owned(),
-            dir: e.path(),
-        })
-        .collect()
+    for (host, ip) in nodes {
+        let path = tree.join("cluster/boot").join(host);
+        // Resolved now: `cluster` is a symlink a regen swaps.
+        if let Ok(dir) = std::fs::canonicalize(&path) {
+            if dir.is_dir() {
+                out.push(compose_nfs::Export {
+                    clients: vec![*ip],
+                    ..compose_nfs::Export::new(path.to_string_lossy(), dir)
+                });
+            }
+        }
+    }
+    out
 }
 
 /// Runs the servers until SIGINT or SIGTERM. Every event becomes a log
@@ -212,8 +226,13 @@ pub fn run(plan: Plan, mut on_log: impl FnMut(&log::Record) + Send + 'static) ->
             let port = plan.config.nfs_port.unwrap_or(111);
             let bind = SocketAddr::from((Ipv4Addr::UNSPECIFIED, port));
             let tree = plan.tree.clone();
+            let private: Vec<(String, std::net::IpAddr)> = plan
+                .nodes
+                .iter()
+                .map(|n| (n.hostname.clone(), std::net::IpAddr::V4(n.ip)))
+                .collect();
             let source: Arc<dyn compose_nfs::ExportSource> =
-                Arc::new(compose_nfs::ExportFn(move || exports(tree.clone())));
+                Arc::new(compose_nfs::ExportFn(move || exports(&tree, &private)));
             let server = compose_nfs::NfsServer::bind_dynamic(bind, source).await?;
             let (tx, mut rx) = mpsc::unbounded_channel();
             let fwd = ev_tx.clone();
@@ -343,5 +362,22 @@ mod tests {
             "../images/hpc-node/gen/3/pxelinux.cfg"
         );
         assert!(!cfg.join("01-00-00-00-00-00-99").exists());
+    }
+
+    #[test]
+    fn roots_are_public_and_node_files_private() {
+        let d = tempfile::tempdir().unwrap();
+        let t = d.path();
+        std::fs::create_dir_all(t.join("roots/ab")).unwrap();
+        std::fs::create_dir_all(t.join("cluster.d/h1/boot/node01")).unwrap();
+        std::os::unix::fs::symlink("cluster.d/h1", t.join("cluster")).unwrap();
+        let ip: std::net::IpAddr = "10.1.0.11".parse().unwrap();
+        let nodes = vec![("node01".to_string(), ip), ("node02".to_string(), ip)];
+        let ex = exports(t, &nodes);
+        assert_eq!(ex.len(), 2, "{ex:?}");
+        assert!(ex[0].path.ends_with("roots/ab") && ex[0].clients.is_empty());
+        assert_eq!(ex[1].path, t.join("cluster/boot/node01").to_string_lossy());
+        assert_eq!(ex[1].dir, t.join("cluster.d/h1/boot/node01"));
+        assert_eq!(ex[1].clients, vec![ip]);
     }
 }

@@ -247,7 +247,7 @@ pub struct Fattr {
 }
 
 impl Fattr {
-    fn decode(d: &mut Dec) -> Fattr {
+    pub fn decode(d: &mut Dec) -> Fattr {
         let (ftype, mode, nlink, uid, gid) = (
             d.u32().unwrap(),
             d.u32().unwrap(),

@@ -1,0 +1,175 @@
+//! Host plumbing for boot-test: signals, child processes that die with us
+//! and are stopped on drop, and the network namespace with its bridge and
+//! taps, deleted on drop.
+
+use super::{tail, SERVER_IP};
+use anyhow::{bail, Context, Result};
+use std::fs;
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+/// Set by SIGINT/SIGTERM: stop waiting and clean up (the guards run).
+pub static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_signal(_: libc::c_int) {
+    INTERRUPTED.store(true, Ordering::SeqCst);
+}
+
+pub fn catch_signals() -> Result<()> {
+    use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, Signal};
+    let action = SigAction::new(
+        SigHandler::Handler(on_signal),
+        SaFlags::empty(),
+        SigSet::empty(),
+    );
+    for sig in [Signal::SIGINT, Signal::SIGTERM] {
+        // SAFETY: the handler only stores to an atomic.
+        unsafe { sigaction(sig, &action) }.context("installing a signal handler")?;
+    }
+    Ok(())
+}
+
+pub fn interrupted() -> Result<()> {
+    if INTERRUPTED.load(Ordering::SeqCst) {
+        bail!("interrupted");
+    }
+    Ok(())
+}
+
+/// Children die with us, even if we are SIGKILLed (the flag survives the
+/// exec of `ip netns exec` into its program).
+pub fn die_with_parent(cmd: &mut Command) -> &mut Command {
+    // SAFETY: prctl is async-signal-safe.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        })
+    }
+}
+
+/// Runs `cmd`, failing with its stderr.
+pub fn run(cmd: &mut Command) -> Result<()> {
+    let out = cmd
+        .stdin(Stdio::null())
+        .output()
+        .with_context(|| format!("running {cmd:?}"))?;
+    if !out.status.success() {
+        bail!(
+            "{cmd:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(())
+}
+
+/// A network namespace holding a bridge (with the server's address) and
+/// one tap per guest; deleted with everything in it on drop.
+pub struct Netns {
+    pub name: String,
+}
+
+impl Netns {
+    pub fn create(name: &str, bridge: &str, taps: &[String]) -> Result<Netns> {
+        run(Command::new("ip").args(["netns", "add", name]))
+            .context("creating the network namespace (needs root and iproute2)")?;
+        let ns = Netns {
+            name: name.to_string(),
+        };
+        let ipn = |args: &[&str]| run(Command::new("ip").args(["-n", name]).args(args));
+        ipn(&["link", "set", "lo", "up"])?;
+        ipn(&["link", "add", bridge, "type", "bridge"])?;
+        ipn(&["addr", "add", &format!("{SERVER_IP}/24"), "dev", bridge])?;
+        ipn(&["link", "set", bridge, "up"])?;
+        for tap in taps {
+            ipn(&["tuntap", "add", "dev", tap, "mode", "tap"])?;
+            ipn(&["link", "set", tap, "master", bridge])?;
+            ipn(&["link", "set", tap, "up"])?;
+        }
+        Ok(ns)
+    }
+
+    /// A command run inside the namespace.
+    pub fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
+        let mut c = Command::new("ip");
+        c.args(["netns", "exec", &self.name]).arg(program);
+        c
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+/// A child process stopped on drop: SIGTERM, then SIGKILL after `grace`.
+pub struct Proc {
+    pub child: Child,
+    pub grace: Duration,
+}
+
+impl Proc {
+    /// Whether it is still running (a reaped exit status otherwise).
+    pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.try_wait().ok().flatten()
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        if self.exited().is_some() {
+            return;
+        }
+        // SAFETY: kill(2) on our own child, which has not been reaped.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let deadline = Instant::now() + self.grace;
+        while Instant::now() < deadline {
+            if self.exited().is_some() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Waits until `path` contains `needle`, or `proc` exits, or `secs` pass.
+pub fn wait_for_log(path: &Path, needle: &str, proc: &mut Proc, secs: u64) -> Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        let text = fs::read_to_string(path).unwrap_or_default();
+        if text.contains(needle) {
+            return Ok(());
+        }
+        interrupted()?;
+        if let Some(st) = proc.exited() {
+            bail!("compose serve exited ({st}):\n{}", tail(&text, 20));
+        }
+        if Instant::now() > deadline {
+            bail!(
+                "compose serve did not start within {secs}s:\n{}",
+                tail(&text, 20)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+pub fn require_file(path: &str, package: &str) -> Result<()> {
+    if !Path::new(path).exists() {
+        bail!("{path} is missing: `apt-get install {package}`");
+    }
+    Ok(())
+}
