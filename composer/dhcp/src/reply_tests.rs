@@ -236,6 +236,18 @@ fn pxe_replies_echo_vendor_class_uuid_and_requested_boot_options() {
         // proxyDHCP must not look like an address offer.
         assert_eq!(p.option(code::LEASE_TIME).is_none(), proxy);
         assert_eq!(p.option(code::SUBNET_MASK).is_none(), proxy);
+        // iPXE needs option 67 even unasked, or it waits 15 s for a
+        // ProxyDHCP answer on port 4011 (see add_pxe).
+        let unasked = req(
+            NODE,
+            MessageType::Discover,
+            &[PXE, BIOS, (code::PARAMETER_REQUEST_LIST, &[1, 3])],
+        );
+        let p = respond(&cfg(proxy, true), Port::Dhcp, FROM, &unasked)
+            .0
+            .unwrap()
+            .packet;
+        assert_eq!(opt(&p, code::BOOTFILE), Some(b"pxelinux.0".to_vec()));
     }
 }
 
