@@ -4,9 +4,11 @@ mod boottest;
 mod build;
 mod check;
 mod diff;
+mod exec;
 mod fsck;
 mod gc;
 mod generations;
+mod nodes;
 mod publish;
 mod rollback;
 mod serve;
@@ -79,6 +81,8 @@ enum Command {
     Gc(gc::Args),
     Fsck(fsck::Args),
     Status(status::Args),
+    Nodes(nodes::Args),
+    Exec(exec::Args),
 }
 
 pub fn main() -> ExitCode {
@@ -96,6 +100,8 @@ pub fn main() -> ExitCode {
         Command::Gc(a) => gc::run(&cli.store, &cli.root, a),
         Command::Fsck(a) => fsck::run(&cli.store, &cli.root, a),
         Command::Status(a) => status::run(&cli.root, a),
+        Command::Nodes(a) => nodes::run(&cli.root, a),
+        Command::Exec(a) => exec::run_cli(&cli.root, a),
     };
     match result {
         Ok(code) => code,

@@ -11,7 +11,6 @@
 pub mod log;
 pub mod status;
 
-use crate::atomic;
 use crate::inventory::Node;
 use crate::publish::Tree;
 use anyhow::{bail, Context, Result};
@@ -104,30 +103,10 @@ pub fn interface_address(interface: &str) -> Result<(Ipv4Addr, Ipv4Addr)> {
 }
 
 /// Points `tftp/pxelinux.cfg/01-<mac>` of every node at its image's current
-/// generation (or its pinned one), and removes entries of unknown MACs.
+/// generation (or its pinned one), and removes entries of unknown MACs
+/// (the same links `compose nodes regen` and `nodes pin` maintain).
 pub fn regen_pxelinux_links(tree: &Tree, nodes: &[Node]) -> Result<usize> {
-    let dir = tree.path().join("tftp/pxelinux.cfg");
-    let mut wanted = std::collections::BTreeMap::new();
-    for n in nodes {
-        let target = match n.generation {
-            Some(g) => format!("../images/{}/gen/{g}/pxelinux.cfg", n.image),
-            None => format!("../images/{}/current/pxelinux.cfg", n.image),
-        };
-        wanted.insert(n.pxelinux_name()?, target);
-    }
-    for entry in std::fs::read_dir(&dir)?.flatten() {
-        let name = entry.file_name().to_string_lossy().into_owned();
-        if name.starts_with("01-") && !wanted.contains_key(&name) {
-            std::fs::remove_file(entry.path())?;
-        }
-    }
-    for (name, target) in &wanted {
-        let link = dir.join(name);
-        if std::fs::read_link(&link).ok().as_deref() != Some(Path::new(target)) {
-            atomic::symlink(target, &link)?;
-        }
-    }
-    Ok(wanted.len())
+    compose_cluster::pxelinux_links(tree.path(), nodes)
 }
 
 fn dhcp_config(plan: &Plan) -> compose_dhcp::DhcpConfig {
