@@ -133,6 +133,9 @@ fn vm_two_guests_boot_upgrade_and_roll_back() {
             "non-root-runs-programs",
             "shadow-unreadable-by-non-root",
             "writes-land-in-tmpfs",
+            "node-files-host-key",
+            "node-files-modes",
+            "node-files-hosts",
         ] {
             assert!(checks.contains(&name), "{name} missing from {checks:?}");
         }

@@ -353,3 +353,102 @@ fn privileged_crash_safety_of_publish_rollback_and_gc() {
         );
     }
 }
+
+/// A canary: `publish --nodes` writes the generation, pins only those nodes
+/// to it (inventory and per-MAC pxelinux links), and leaves `current` and
+/// every other node alone; `compose nodes regen` writes each node's files.
+#[test]
+fn privileged_canary_publish_pins_only_its_nodes() {
+    let (_keep, store) = store_copy();
+    let first = fixture().cold["snapshot"].as_str().unwrap().to_string();
+    let second = second_snapshot(&store, "canary");
+    let dir = tempfile::tempdir().unwrap();
+    let tree = dir.path().join("tree");
+    let nodes = dir.path().join("nodes.toml");
+    let mut text =
+        String::from("# the canary test's cluster\n[cluster]\nsubnet = \"10.1.0.0/24\"\n");
+    for i in 1..=4 {
+        text.push_str(&format!(
+            "\n[[node]]\nhostname = \"node0{i}\"\nmac = \"52:54:00:00:00:0{i}\"\nip = \"10.1.0.1{i}\"\nimage = \"minimal\"\ngroups = [\"compute\"]\n"
+        ));
+    }
+    fs::write(&nodes, &text).unwrap();
+    ok(&run(
+        &store,
+        &tree,
+        &["publish", &format!("minimal@{first}")],
+    ));
+    let canary = |args: &[&str]| {
+        Command::new(compose_bin())
+            .arg("--store")
+            .arg(&store)
+            .arg("--root")
+            .arg(&tree)
+            .args(args)
+            .env("COMPOSE_NODES", &nodes)
+            .output()
+            .unwrap()
+    };
+    // Unknown nodes are refused before anything is written.
+    let out = canary(&[
+        "publish",
+        &format!("minimal@{second}"),
+        "--nodes",
+        "node0[1,9]",
+    ]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("node09"), "{}", stderr(&out));
+    assert_eq!(gens(&store, &tree).len(), 1);
+
+    ok(&canary(&[
+        "publish",
+        &format!("minimal@{second}"),
+        "--nodes",
+        "node0[1-2]",
+    ]));
+    let all = gens(&store, &tree);
+    assert_eq!(all.len(), 2);
+    assert_eq!(current(&store, &tree)["number"], 1, "current stays");
+    let link = |mac: &str| {
+        fs::read_link(tree.join(format!("tftp/pxelinux.cfg/01-52-54-00-00-00-{mac}")))
+            .unwrap()
+            .to_string_lossy()
+            .into_owned()
+    };
+    assert_eq!(link("01"), "../images/minimal/gen/2/pxelinux.cfg");
+    assert_eq!(link("02"), "../images/minimal/gen/2/pxelinux.cfg");
+    assert_eq!(link("03"), "../images/minimal/current/pxelinux.cfg");
+    let saved = fs::read_to_string(&nodes).unwrap();
+    assert!(
+        saved.starts_with("# the canary test's cluster\n"),
+        "{saved}"
+    );
+    assert_eq!(saved.matches("generation = 2").count(), 2, "{saved}");
+    let listed: Value = serde_json::from_str(&ok(&canary(&["nodes", "list", "--json"]))).unwrap();
+    assert_eq!(listed[0]["generation"], 2, "{listed:#}");
+    assert!(listed[2]["generation"].is_null(), "{listed:#}");
+
+    // Each node's own files, one archive per node for the initramfs.
+    ok(&canary(&["nodes", "regen"]));
+    let hosts = fs::read_to_string(tree.join("cluster/nodes/node03/etc/hosts")).unwrap();
+    assert!(hosts.contains("10.1.0.14\tnode04"), "{hosts}");
+    let cpio = fs::read(tree.join("cluster/boot/node03/overlay.cpio")).unwrap();
+    assert!(cpio.starts_with(b"070701"), "a newc archive");
+    assert!(
+        cpio.windows(b"etc/ssh/ssh_host_ed25519_key\0".len())
+            .any(|w| w == b"etc/ssh/ssh_host_ed25519_key\0"),
+        "the archive carries the node's host key"
+    );
+    // A second regen changes nothing.
+    let again = canary(&["nodes", "regen", "--dry-run"]);
+    assert!(
+        again.status.success() && again.stdout.is_empty(),
+        "{}",
+        stderr(&again)
+    );
+    assert!(
+        stderr(&again).contains("is up to date"),
+        "{}",
+        stderr(&again)
+    );
+}

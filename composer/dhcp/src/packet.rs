@@ -247,6 +247,11 @@ impl Packet {
                 read_options(sname_raw, Area::Sname, &mut options)?;
                 sname.clear();
             }
+            // Overload is only meaningful in the options field (RFC 2131
+            // §4.1); one inside an overloaded field is noise, and keeping it
+            // would make the packet's own encoding unparseable (found by
+            // fuzz_arbitrary_options_never_panic).
+            options.retain(|o| o.code != code::OVERLOAD);
         }
         let mut chaddr = [0u8; 16];
         chaddr.copy_from_slice(&b[28..44]);

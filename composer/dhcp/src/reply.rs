@@ -119,12 +119,8 @@ fn add_pxe(cfg: &DhcpConfig, req: &Packet, p: &mut Packet, file: &str) {
     if prl.contains(&code::TFTP_SERVER) {
         p.set_option(code::TFTP_SERVER, cfg.next_server.to_string());
     }
-    // Option 67 always, not only when asked for: iPXE takes an offer
-    // carrying PXEClient as a ProxyDHCP offer too, and unless that offer
-    // has a boot file *option* (siaddr + `file` is not enough for it) it
-    // sends a ProxyDHCPREQUEST to port 4011 and waits 1+2+4+8 s for an
-    // answer no plain DHCP server gives. boot-test's phase split showed
-    // those 15 s on every boot.
+    // Option 67 always, not only when asked for: some PXE stacks read the
+    // option and not the `file` field.
     p.set_option(code::BOOTFILE, file);
 }
 
@@ -160,11 +156,12 @@ pub fn respond(
         }
         _ => {}
     }
-    if cfg.proxy {
+    // Port 4011 answers PXE clients' boot-server REQUESTs in both modes:
+    // a PXE ROM that got PXEClient from the DHCP server itself still sends
+    // one there (iPXE waits 1+2+4+8 s for the answer otherwise; boot-test's
+    // phase split showed those 15 s on every boot).
+    if cfg.proxy || port == Port::Pxe {
         return respond_proxy(cfg, port, from, req, mac, mt);
-    }
-    if port != Port::Dhcp {
-        return ignored(Some(mac), IgnoreReason::NotARequest);
     }
     if let (MessageType::Request, Some(sid)) = (mt, req.server_id()) {
         if sid != cfg.server_ip {

@@ -131,7 +131,8 @@ fn cases() -> Vec<Case> {
         c("bootreply", false, Port::Dhcp, with(req(NODE, Discover, &[]), |p| p.op = Op::BootReply), None, ign(Some(NODE), IgnoreReason::NotARequest)),
         c("plain bootp", false, Port::Dhcp, with(req(NODE, Discover, &[]), |p| p.options.clear()), None, ign(Some(NODE), IgnoreReason::NoMessageType)),
         c("not ethernet", false, Port::Dhcp, with(req(NODE, Discover, &[]), |p| p.htype = 6), None, ign(None, IgnoreReason::UnsupportedHardware { htype: 6, hlen: 6 })),
-        c("normal mode ignores 4011", false, Port::Pxe, req(NODE, Request, &[PXE, WANT_NODE]), None, ign(Some(NODE), IgnoreReason::NotARequest)),
+        c("normal mode answers pxe on 4011", false, Port::Pxe, req(NODE, Request, &[PXE, WANT_NODE]), Some((Ack, Z, NEXT, "pxelinux.0", Source(FROM))), proxy_boot("pxelinux.0", ProxyStage::Ack)),
+        c("normal mode: 4011 is for pxe", false, Port::Pxe, req(NODE, Request, &[WANT_NODE]), None, ign(Some(NODE), IgnoreReason::NotPxe)),
         c("proxy refuses non-pxe", true, Port::Dhcp, req(NODE, Discover, &[]), None, ign(Some(NODE), IgnoreReason::NotPxe)),
         c("proxy offer: boot, no address", true, Port::Dhcp, req(NODE, Discover, &[PXE, BIOS]), Some((Offer, Z, NEXT, "pxelinux.0", Broadcast)), proxy_boot("pxelinux.0", ProxyStage::Offer)),
         c("proxy efi", true, Port::Dhcp, req(NODE, Discover, &[PXE, EFI7]), Some((Offer, Z, NEXT, "grubx64.efi", Broadcast)), proxy_boot("grubx64.efi", ProxyStage::Offer)),
@@ -249,6 +250,33 @@ fn pxe_replies_echo_vendor_class_uuid_and_requested_boot_options() {
             .packet;
         assert_eq!(opt(&p, code::BOOTFILE), Some(b"pxelinux.0".to_vec()));
     }
+}
+
+/// A PXE ROM that got PXEClient from the DHCP server itself still asks
+/// port 4011 for its boot server: answered (boot file, no address) for
+/// inventory MACs, in plain DHCP mode too.
+#[test]
+fn port_4011_answers_pxe_requests_without_proxy_mode() {
+    let request = req(NODE, MessageType::Request, &[PXE, BIOS]);
+    let pxe_from: SocketAddrV4 = "10.0.0.50:4011".parse().unwrap();
+    let (reply, event) = respond(&cfg(false, true), Port::Pxe, pxe_from, &request);
+    let reply = reply.expect("an ACK on 4011");
+    assert_eq!(reply.to, Destination::Source(pxe_from));
+    assert_eq!(reply.packet.message_type(), Some(MessageType::Ack));
+    assert!(reply.packet.yiaddr.is_unspecified(), "no address from 4011");
+    assert_eq!(
+        opt(&reply.packet, code::BOOTFILE),
+        Some(b"pxelinux.0".to_vec())
+    );
+    assert!(matches!(event, DhcpEvent::ProxyBoot { .. }), "{event:?}");
+    let stranger = req([2, 0, 0, 0, 0, 9], MessageType::Request, &[PXE, BIOS]);
+    assert!(respond(&cfg(false, true), Port::Pxe, pxe_from, &stranger)
+        .0
+        .is_none());
+    let not_pxe = req(NODE, MessageType::Request, &[]);
+    assert!(respond(&cfg(false, true), Port::Pxe, pxe_from, &not_pxe)
+        .0
+        .is_none());
 }
 
 #[test]

@@ -44,7 +44,7 @@ pub enum DhcpError {
 pub struct Sockets {
     /// Port 67.
     pub dhcp: UdpSocket,
-    /// Port 4011, proxy mode only.
+    /// Port 4011 (PXE boot-server requests).
     pub pxe: Option<UdpSocket>,
     /// Where `Destination::Broadcast` goes: 255.255.255.255:68.
     pub broadcast: SocketAddrV4,
@@ -82,8 +82,8 @@ pub fn bind_udp(interface: &str, port: u16) -> Result<std::net::UdpSocket, DhcpE
     Ok(sock.into())
 }
 
-/// Bind the sockets `cfg` needs (port 67; 4011 too in proxy mode). Must be
-/// called inside a tokio runtime.
+/// Bind the sockets `cfg` needs (port 67, and 4011 for PXE boot-server
+/// requests). Must be called inside a tokio runtime.
 pub fn bind(cfg: &DhcpConfig) -> Result<Sockets, DhcpError> {
     let tokio_sock = |port| {
         let s = bind_udp(&cfg.interface, port)?;
@@ -96,11 +96,7 @@ pub fn bind(cfg: &DhcpConfig) -> Result<Sockets, DhcpError> {
     };
     Ok(Sockets {
         dhcp: tokio_sock(SERVER_PORT)?,
-        pxe: if cfg.proxy {
-            Some(tokio_sock(PXE_PORT)?)
-        } else {
-            None
-        },
+        pxe: Some(tokio_sock(PXE_PORT)?),
         broadcast: SocketAddrV4::new(Ipv4Addr::BROADCAST, CLIENT_PORT),
         client_port: CLIENT_PORT,
         server_port: SERVER_PORT,

@@ -117,6 +117,45 @@ pub fn run_checks(sh: &mut Shell, hostname: &str, snapshot: &str, root: &Path) -
     out
 }
 
+/// The node's own files from `compose nodes regen` (unpacked from its
+/// overlay.cpio by the initramfs): its host key is the one the server keeps
+/// for it, private key and /root keep their modes, /etc/hosts names every
+/// guest.
+pub fn node_file_checks(sh: &mut Shell, hostname: &str, all: &[String], tree: &Path) -> Vec<Check> {
+    let mut run = |cmd: &str| match sh.run(cmd, T) {
+        Ok(o) => (o.status, o.text),
+        Err(e) => (-1, format!("{e:#}")),
+    };
+    let want = std::fs::read_to_string(
+        compose_cluster::hostkey::keys_dir(tree)
+            .join(hostname)
+            .join(compose_cluster::hostkey::PUBLIC),
+    )
+    .unwrap_or_default();
+    let (st, key) = run("cat /etc/ssh/ssh_host_ed25519_key.pub");
+    let (st2, modes) = run("stat -c '%a %U' /etc/ssh/ssh_host_ed25519_key /root");
+    let (st3, hosts) = run("cat /etc/hosts");
+    let missing: Vec<&String> = all.iter().filter(|h| !hosts.contains(h.as_str())).collect();
+    vec![
+        check(
+            "node-files-host-key",
+            st == 0 && !want.is_empty() && key.trim() == want.trim(),
+            format!("guest: {} / server: {}", key.trim(), want.trim()),
+        ),
+        check(
+            "node-files-modes",
+            st2 == 0
+                && modes.split_whitespace().collect::<Vec<_>>() == ["600", "root", "700", "root"],
+            modes.replace('\n', " "),
+        ),
+        check(
+            "node-files-hosts",
+            st3 == 0 && missing.is_empty(),
+            format!("/etc/hosts lacks {missing:?}"),
+        ),
+    ]
+}
+
 /// Every guest must have a machine-id of its own (fresh per boot, not the
 /// image's).
 pub fn distinct_machine_ids(per_guest: &[Vec<Check>]) -> Option<Check> {

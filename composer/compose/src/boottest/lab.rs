@@ -72,6 +72,26 @@ impl Lab {
         let config = work.path().join("serve.toml");
         fs::write(&config, "# compose boot-test: everything from flags\n")?;
 
+        // Each guest's own files (hosts, ssh host key), as an admin's
+        // `compose nodes regen` makes them: the initramfs unpacks them.
+        let inventory = compose_cluster::load_inventory(&nodes)?;
+        let regen = compose_cluster::plan(
+            &inventory,
+            tree.path(),
+            &compose_cluster::RegenOptions {
+                base_dir: work.path().to_path_buf(),
+                ..Default::default()
+            },
+        )
+        .context(
+            "compose nodes regen for the guests (needs ssh-keygen: apt-get install openssh-client)",
+        )?;
+        compose_cluster::apply(&regen)?;
+        progress(&format!(
+            "regenerated the guests' files (cluster set {})",
+            regen.set
+        ));
+
         let taps: Vec<String> = guests.iter().map(|g| g.tap.clone()).collect();
         let bridge = format!("{tag}br");
         let ns = Netns::create(&tag, &bridge, &taps)?;
@@ -123,6 +143,7 @@ impl Lab {
             } else {
                 Vec::new()
             },
+            no_switch: false,
         };
         publish(&self.store, &self.tree, snap, &opts)
     }

@@ -8,7 +8,7 @@
 //!    the new content; roll back to generation 1, power-cycle guest 1 again:
 //!    the old snapshot and content are back.
 
-use super::checks::{distinct_machine_ids, run_checks};
+use super::checks::{distinct_machine_ids, node_file_checks, run_checks};
 use super::lab::{Expect, Lab};
 use super::{summary, GuestResult, Options, Report, Step};
 use crate::diff::{diff_snapshots, ChangeKind, DiffOptions};
@@ -132,8 +132,14 @@ fn check_boot(lab: &mut Lab, i: usize, r: &mut GuestResult, progress: &mut dyn F
         .to_string();
     let root = lab.root_of(&snapshot);
     let hostname = r.guest.hostname.clone();
+    let all: Vec<String> = lab.guests.iter().map(|g| g.hostname.clone()).collect();
+    let tree = lab.tree.path().to_path_buf();
     match lab.shell(i) {
-        Ok(sh) => r.checks = run_checks(sh, &hostname, &snapshot, &root),
+        Ok(sh) => {
+            r.checks = run_checks(sh, &hostname, &snapshot, &root);
+            r.checks
+                .extend(node_file_checks(sh, &hostname, &all, &tree));
+        }
         Err(e) => {
             r.error = Some(format!("in-guest checks: {e:#}"));
             return;

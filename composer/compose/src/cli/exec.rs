@@ -1,9 +1,9 @@
 //! `compose exec`: the seed's dsh, on compose-pshell.
 
 use anyhow::{bail, Context, Result};
+use compose_cluster::{load_inventory, Inventory, Node};
 use compose_nodeset::NodeSet;
 use compose_pshell::{group_by_output, run, NodeResult, Options, Outcome, Stream, Target};
-use composer::inventory::{load_nodes, Node};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write};
@@ -16,7 +16,7 @@ use std::time::Duration;
 /// Run a command on many nodes at once over ssh (the parallel shell).
 ///
 /// NODESET names the nodes, ClusterShell style: node[01-64], node[1-4,9],
-/// @compute (a group of the inventory), @all, and the operators , (union)
+/// @compute (a group of the inventory), @all, @image:NAME, and the operators , (union)
 /// ! (difference) & (intersection) ^ (symmetric difference):
 /// `@compute!node03`. Inventory nodes are reached at their inventory IP
 /// (with the cluster's known_hosts from `compose nodes regen` when there is
@@ -85,18 +85,6 @@ struct JsonResult<'a> {
     seconds: f64,
 }
 
-/// `@group` resolution from the inventory: a group of its nodes, `all`.
-pub fn group_resolver(nodes: &[Node]) -> impl Fn(&str) -> Option<Vec<String>> + '_ {
-    move |g: &str| {
-        let members: Vec<String> = nodes
-            .iter()
-            .filter(|n| g == "all" || n.groups.iter().any(|x| x == g))
-            .map(|n| n.hostname.clone())
-            .collect();
-        (!members.is_empty()).then_some(members)
-    }
-}
-
 fn outcome_text(r: &NodeResult) -> String {
     match &r.outcome {
         Outcome::Exited(255) => "ssh error (255)".into(),
@@ -110,23 +98,25 @@ fn outcome_text(r: &NodeResult) -> String {
 
 pub fn run_cli(root: &Path, args: Args) -> Result<ExitCode> {
     let inventory = if args.nodes.exists() {
-        load_nodes(&args.nodes)?
+        load_inventory(&args.nodes)?
     } else {
-        Vec::new()
+        Inventory::default()
     };
-    let set =
-        NodeSet::parse_with(&args.nodeset, &group_resolver(&inventory)).with_context(|| {
-            if inventory.is_empty() {
-                format!("no inventory at {}: @groups need one", args.nodes.display())
-            } else {
-                format!("node set of the inventory {}", args.nodes.display())
-            }
-        })?;
+    let set = inventory.select(&args.nodeset).with_context(|| {
+        if inventory.nodes.is_empty() {
+            format!("no inventory at {}: @groups need one", args.nodes.display())
+        } else {
+            format!("node set of the inventory {}", args.nodes.display())
+        }
+    })?;
     if set.is_empty() {
         bail!("the node set {:?} names no node", args.nodeset);
     }
-    let by_name: BTreeMap<&str, &Node> =
-        inventory.iter().map(|n| (n.hostname.as_str(), n)).collect();
+    let by_name: BTreeMap<&str, &Node> = inventory
+        .nodes
+        .iter()
+        .map(|n| (n.hostname.as_str(), n))
+        .collect();
     let targets: Vec<Target> = set
         .iter()
         .map(|name| Target {

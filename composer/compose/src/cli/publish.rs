@@ -1,9 +1,10 @@
 //! `compose publish`
 
-use anyhow::Result;
+use anyhow::{Context, Result};
+use compose_cluster::InventoryFile;
 use compose_store::Store;
 use composer::publish::{publish, PublishOptions, Tree};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 /// Publish a snapshot as the next generation of its image.
@@ -15,7 +16,18 @@ use std::process::ExitCode;
 /// rename switches the image's `current` generation. Nodes that booted an
 /// older generation keep working: nothing they use is rewritten.
 ///
+/// With --nodes SET (a canary rollout) the generation is written but
+/// `current` stays: the nodes of SET are pinned to it in the inventory and
+/// their per-MAC pxelinux entries point at it, so only they boot it (at
+/// their next reboot). `compose status` shows who runs what. To promote it
+/// to every node: `compose rollback IMAGE --to N` and `compose nodes unpin
+/// SET`; to abandon it: `compose nodes unpin SET`.
+///
 /// REFERENCE is IMAGE (its newest snapshot), IMAGE@sha256:..., or a digest.
+///
+/// Examples:
+///     compose publish hpc-node
+///     compose publish hpc-node --nodes 'node[01-02]'     # canary
 #[derive(clap::Args)]
 #[command(verbatim_doc_comment)]
 pub struct Args {
@@ -27,6 +39,13 @@ pub struct Args {
     /// Extra kernel argument (repeatable).
     #[arg(long = "cmdline", value_name = "ARG")]
     cmdline: Vec<String>,
+    /// Canary: only these nodes (a node set of the inventory) boot the new
+    /// generation; `current` does not change.
+    #[arg(long = "nodes", value_name = "NODESET")]
+    canary: Option<String>,
+    /// The node inventory (for --nodes).
+    #[arg(long, env = "COMPOSE_NODES", default_value = "/etc/compose/nodes.toml")]
+    inventory: PathBuf,
     /// Print the new generation as JSON on stdout.
     #[arg(long)]
     json: bool,
@@ -39,10 +58,35 @@ pub fn run(store_path: &Path, root: &Path, args: Args) -> Result<ExitCode> {
     )?;
     let store = Store::open_existing(store_path)?;
     let snap = store.resolve(&args.reference)?;
+    // A canary's node set is checked before anything is written.
+    let canary = match &args.canary {
+        Some(expr) => {
+            let file = InventoryFile::load(&args.inventory)
+                .with_context(|| "--nodes needs the inventory (--inventory)")?;
+            let set = file.inventory().select_existing(expr)?;
+            let others: Vec<&str> = file
+                .inventory()
+                .nodes
+                .iter()
+                .filter(|n| set.contains(&n.hostname) && n.image != snap.image)
+                .map(|n| n.hostname.as_str())
+                .collect();
+            if !others.is_empty() {
+                anyhow::bail!(
+                    "{} run another image than {}: a canary takes nodes of the image it publishes",
+                    compose_nodeset::fold(&others),
+                    snap.image
+                );
+            }
+            Some((file, set))
+        }
+        None => None,
+    };
     let tree = Tree::open(root)?;
     let opts = PublishOptions {
         server: args.server,
         cmdline: args.cmdline,
+        no_switch: canary.is_some(),
     };
     let report = publish(&store, &tree, &snap, &opts)?;
     let g = &report.generation;
@@ -65,6 +109,18 @@ pub fn run(store_path: &Path, root: &Path, args: Args) -> Result<ExitCode> {
             "compose: published {} as {}@gen{} (kernel {}, {how}, {:.1}s)",
             snap.id, g.image, g.number, g.kernel_version, report.seconds
         );
+    }
+    if let Some((mut file, set)) = canary {
+        if !report.unchanged {
+            file.set_pin(&set, Some(g.number))?;
+            file.save()?;
+            compose_cluster::pxelinux_links(root, &file.inventory().nodes)?;
+            let current = tree.current(&g.image)?.unwrap_or_default();
+            eprintln!(
+                "compose: canary: {set} pinned to generation {} (reboot them to try it); every other node stays on generation {current}. Promote: compose rollback {} --to {} && compose nodes unpin '{set}'",
+                g.number, g.image, g.number
+            );
+        }
     }
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);

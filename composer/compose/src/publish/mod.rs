@@ -199,6 +199,9 @@ pub struct PublishOptions {
     pub server: Option<String>,
     /// Extra kernel arguments.
     pub cmdline: Vec<String>,
+    /// Write the generation but leave `current` alone (a canary: only
+    /// nodes pinned to it boot it).
+    pub no_switch: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -222,6 +225,11 @@ pub fn publish(
     install_bootloader(tree)?;
     let image = &snap.image;
     let gens = tree.generations(image)?;
+    if opts.no_switch && !gens.iter().any(|g| g.current) {
+        bail!(
+            "{image} has no current generation for the other nodes to stay on: publish it without --nodes first"
+        );
+    }
     if let Some(cur) = gens.iter().find(|g| g.current && g.snapshot == snap.id) {
         return Ok(PublishReport {
             generation: cur.clone(),
@@ -248,6 +256,14 @@ pub fn publish(
     let default = tree.path.join("tftp/pxelinux.cfg/default");
     if fs::symlink_metadata(&default).is_err() {
         atomic::symlink(&format!("../images/{image}/current/pxelinux.cfg"), &default)?;
+    }
+    if opts.no_switch {
+        return Ok(PublishReport {
+            generation: gen,
+            unchanged: false,
+            materialized: mat,
+            seconds: started.elapsed().as_secs_f64(),
+        });
     }
     compose_store::fault_point("publish:before-switch");
     atomic::symlink(
