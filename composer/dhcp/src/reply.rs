@@ -156,10 +156,9 @@ pub fn respond(
         }
         _ => {}
     }
-    // Port 4011 answers PXE clients' boot-server REQUESTs in both modes:
-    // a PXE ROM that got PXEClient from the DHCP server itself still sends
-    // one there (iPXE waits 1+2+4+8 s for the answer otherwise; boot-test's
-    // phase split showed those 15 s on every boot).
+    // Port 4011 answers PXE clients' boot-server REQUESTs in both modes: a
+    // PXE ROM that got PXEClient from the DHCP server itself may still send
+    // one there (current iPXE does, then waits 1+2+4+8 s for the answer).
     if cfg.proxy || port == Port::Pxe {
         return respond_proxy(cfg, port, from, req, mac, mt);
     }
