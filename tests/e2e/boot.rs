@@ -160,6 +160,7 @@ fn vm_two_guests_boot_upgrade_and_roll_back() {
         "machine-ids-distinct",
         "publish-upgrade",
         "other-guest-kept-running",
+        "serve-restart-keeps-mounts",
         "rollback",
     ] {
         assert!(steps.contains(&name), "{name} missing from {steps:?}");

@@ -2,9 +2,8 @@
 //! and are stopped on drop, and the network namespace with its bridge and
 //! taps, deleted on drop.
 
-use super::{tail, SERVER_IP};
+use super::SERVER_IP;
 use anyhow::{bail, Context, Result};
-use std::fs;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -28,13 +27,6 @@ pub fn catch_signals() -> Result<()> {
     for sig in [Signal::SIGINT, Signal::SIGTERM] {
         // SAFETY: the handler only stores to an atomic.
         unsafe { sigaction(sig, &action) }.context("installing a signal handler")?;
-    }
-    Ok(())
-}
-
-pub fn interrupted() -> Result<()> {
-    if INTERRUPTED.load(Ordering::SeqCst) {
-        bail!("interrupted");
     }
     Ok(())
 }
@@ -142,28 +134,6 @@ impl Drop for Proc {
         }
         let _ = self.child.kill();
         let _ = self.child.wait();
-    }
-}
-
-/// Waits until `path` contains `needle`, or `proc` exits, or `secs` pass.
-pub fn wait_for_log(path: &Path, needle: &str, proc: &mut Proc, secs: u64) -> Result<()> {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    loop {
-        let text = fs::read_to_string(path).unwrap_or_default();
-        if text.contains(needle) {
-            return Ok(());
-        }
-        interrupted()?;
-        if let Some(st) = proc.exited() {
-            bail!("compose serve exited ({st}):\n{}", tail(&text, 20));
-        }
-        if Instant::now() > deadline {
-            bail!(
-                "compose serve did not start within {secs}s:\n{}",
-                tail(&text, 20)
-            );
-        }
-        std::thread::sleep(Duration::from_millis(100));
     }
 }
 

@@ -5,7 +5,7 @@
 //! Field order is drop order: guests are stopped first, then serve, then the
 //! namespace goes, then the scratch directory.
 
-use super::host::{die_with_parent, wait_for_log, Netns, Proc, INTERRUPTED};
+use super::host::{die_with_parent, Netns, Proc, INTERRUPTED};
 use super::shell::Shell;
 use super::{find_marker, phases, tail, Guest, GuestResult, Options, MARKER, QEMU, SEABIOS};
 use crate::publish::{publish, rollback, PublishOptions, PublishReport, RollbackReport, Tree};
@@ -43,6 +43,7 @@ pub struct Expect {
 pub struct Lab {
     vms: Vec<Option<Vm>>,
     serve: Proc,
+    bridge: String,
     ns: Netns,
     pub guests: Vec<Guest>,
     pub store: Store,
@@ -96,24 +97,7 @@ impl Lab {
         let bridge = format!("{tag}br");
         let ns = Netns::create(&tag, &bridge, &taps)?;
         let serve_log = work.path().join("serve.log");
-        let mut serve = Proc {
-            child: die_with_parent(&mut ns.command(&opts.compose_bin))
-                .arg("--root")
-                .arg(&tree_path)
-                .arg("serve")
-                .arg("--config")
-                .arg(&config)
-                .arg("--nodes")
-                .arg(&nodes)
-                .args(["--interface", &bridge])
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(fs::File::create(&serve_log)?)
-                .spawn()
-                .context("starting compose serve")?,
-            grace: Duration::from_secs(6),
-        };
-        wait_for_log(&serve_log, "DHCP on", &mut serve, 30)?;
+        let serve = spawn_serve(&ns, &opts.compose_bin, work.path(), &bridge, &serve_log)?;
         progress(&format!(
             "compose serve is up in namespace {tag} on {bridge} ({})",
             super::SERVER_IP
@@ -122,6 +106,7 @@ impl Lab {
             vms: guests.iter().map(|_| None).collect(),
             boots: vec![0; guests.len()],
             serve,
+            bridge,
             ns,
             guests,
             store,
@@ -130,6 +115,26 @@ impl Lab {
             opts: opts.clone(),
             work,
         })
+    }
+
+    /// Stops compose serve (SIGTERM, as `systemctl restart` does) and starts
+    /// it again; booted guests must not notice (restart-stable handles).
+    pub fn restart_serve(&mut self) -> Result<()> {
+        let grace = self.serve.grace;
+        // SAFETY: kill(2) on our own, unreaped child.
+        unsafe { libc::kill(self.serve.child.id() as i32, libc::SIGTERM) };
+        let deadline = Instant::now() + grace;
+        while self.serve.exited().is_none() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        self.serve = spawn_serve(
+            &self.ns,
+            &self.opts.compose_bin,
+            self.work.path(),
+            &self.bridge,
+            &self.serve_log,
+        )?;
+        Ok(())
     }
 
     /// Publishes `snap` as the next generation (with the test shell on).
@@ -373,5 +378,48 @@ impl Lab {
         }
         fs::write(dir.join("summary.txt"), summary)?;
         Ok(())
+    }
+}
+
+/// Starts `compose serve` in the namespace on the work dir's tree,
+/// inventory and (empty) configuration, appending to `log`, and waits until
+/// it serves DHCP.
+fn spawn_serve(ns: &Netns, bin: &Path, work: &Path, bridge: &str, log: &Path) -> Result<Proc> {
+    let starts = |text: &str| text.matches("DHCP on").count();
+    let before = starts(&fs::read_to_string(log).unwrap_or_default());
+    let out = fs::OpenOptions::new().create(true).append(true).open(log)?;
+    let mut serve = Proc {
+        child: die_with_parent(&mut ns.command(bin))
+            .arg("--root")
+            .arg(work.join("tree"))
+            .arg("serve")
+            .arg("--config")
+            .arg(work.join("serve.toml"))
+            .arg("--nodes")
+            .arg(work.join("nodes.toml"))
+            .args(["--interface", bridge])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(out)
+            .spawn()
+            .context("starting compose serve")?,
+        grace: Duration::from_secs(6),
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let text = fs::read_to_string(log).unwrap_or_default();
+        if starts(&text) > before {
+            return Ok(serve);
+        }
+        if let Some(st) = serve.exited() {
+            anyhow::bail!("compose serve exited ({st}):\n{}", tail(&text, 20));
+        }
+        if Instant::now() > deadline || INTERRUPTED.load(Ordering::SeqCst) {
+            anyhow::bail!(
+                "compose serve did not start within 30s:\n{}",
+                tail(&text, 20)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(100));
     }
 }

@@ -5,8 +5,9 @@
 //! 2. with `upgrade_to`: publish the other snapshot (generation 2) and
 //!    power-cycle guest 1 into it while guest 2 keeps reading a file that
 //!    differs between the two from its (old) root; check guest 1 now reads
-//!    the new content; roll back to generation 1, power-cycle guest 1 again:
-//!    the old snapshot and content are back.
+//!    the new content; restart compose serve under both running guests:
+//!    each keeps reading its own generation; roll back to generation 1,
+//!    power-cycle guest 1 again: the old snapshot and content are back.
 
 use super::checks::{distinct_machine_ids, node_file_checks, run_checks};
 use super::lab::{Expect, Lab};
@@ -347,6 +348,25 @@ fn upgrade_and_back(
             }
         ),
     ));
+
+    // compose serve restarts (`systemctl restart`, an upgrade of compose):
+    // both running guests keep reading through the mounts they have, as
+    // file handles survive a restart.
+    let restarted = lab.restart_serve().and_then(|()| {
+        progress("restarted compose serve under the running guests");
+        Ok((guest_sum(lab, 0, &path)?, guest_sum(lab, 1, &path)?))
+    });
+    steps.push(match restarted {
+        Ok((a, b)) => step(
+            "serve-restart-keeps-mounts",
+            a.as_ref() == Some(&new_sum) && b == old_sum,
+            format!(
+                "after the restart {} read {path} as {a:?} (generation 2), {} as {b:?} (generation 1)",
+                lab.guests[0].hostname, lab.guests[1].hostname
+            ),
+        ),
+        Err(e) => step("serve-restart-keeps-mounts", false, format!("{e:#}")),
+    });
 
     // Roll back and reboot: the old snapshot and content again.
     match lab.rollback(&snap1.image, gen1) {
