@@ -228,6 +228,39 @@ pub struct ExportFs {
     root_id: (u64, u64),
     index: Mutex<Index>,
     walk_lock: Mutex<()>,
+    listings: Mutex<HashMap<(u64, u64), Listing>>,
+}
+
+/// A directory's sorted entries, as of one state of the directory.
+/// READDIR pages through a directory with cookies (positions), one call per
+/// few hundred entries; without this cache every call re-read and re-sorted
+/// the whole directory, so listing 20,000 entries took 30x longer than
+/// nfs-ganesha (ci/bench/serve.sh, BENCHMARKS.md).
+#[derive(Debug)]
+struct Listing {
+    /// mtime and ctime (s, ns) and size: any change to the entries moves
+    /// at least the mtime, and then the listing is read again.
+    state: [i64; 5],
+    entries: Arc<Entries>,
+}
+
+/// (name, inode) of each entry, `.` and `..` first, then sorted by name.
+pub type Entries = Vec<(Vec<u8>, u64)>;
+
+/// Directories whose listings are kept; past that the cache starts over
+/// (a boot reads a handful of directories, not thousands).
+const LISTINGS: usize = 64;
+/// Age (of mtime and ctime) before a directory's listing is cached.
+const SETTLED_SECS: i64 = 2;
+
+fn dir_state(st: &FileStat) -> [i64; 5] {
+    [
+        st.st_mtime,
+        st.st_mtime_nsec,
+        st.st_ctime,
+        st.st_ctime_nsec,
+        st.st_size,
+    ]
 }
 
 fn dot(rel: &Path) -> &OsStr {
@@ -269,6 +302,7 @@ impl ExportFs {
             root_id: (st.st_dev, st.st_ino),
             index: Mutex::new(Index::default()),
             walk_lock: Mutex::new(()),
+            listings: Mutex::new(HashMap::new()),
         })
     }
 
@@ -446,10 +480,41 @@ impl ExportFs {
 
     /// Directory entries sorted by name, `.` and `..` first:
     /// (name, inode). Sorted so cookies (positions) are stable.
-    pub fn list(&self, dir: &Obj) -> Result<Vec<(Vec<u8>, u64)>, u32> {
+    /// Cached while the directory's mtime, ctime and size stay the same.
+    pub fn list(&self, dir: &Obj) -> Result<Arc<Entries>, u32> {
         if dir.st.st_mode & 0o170000 != 0o040000 {
             return Err(NFS3ERR_NOTDIR);
         }
+        let id = (dir.st.st_dev, dir.st.st_ino);
+        let state = dir_state(&dir.st);
+        let lock = || self.listings.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(l) = lock().get(&id).filter(|l| l.state == state) {
+            return Ok(l.entries.clone());
+        }
+        let entries = Arc::new(self.read_listing(dir)?);
+        // Timestamps tick coarsely (jiffies): a directory changed in the
+        // same tick as this read would keep its mtime. Cache only listings
+        // of directories left alone for a while (exports are immutable
+        // published roots, so that is nearly all of them).
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
+        if now - dir.st.st_mtime.max(dir.st.st_ctime) < SETTLED_SECS {
+            return Ok(entries);
+        }
+        let mut cache = lock();
+        if cache.len() >= LISTINGS {
+            cache.clear();
+        }
+        let listing = Listing {
+            state,
+            entries: entries.clone(),
+        };
+        cache.insert(id, listing);
+        Ok(entries)
+    }
+
+    fn read_listing(&self, dir: &Obj) -> Result<Entries, u32> {
         let fd = self
             .open_beneath(&dir.rel, OFlag::O_RDONLY | OFlag::O_DIRECTORY)
             .map_err(errno_stat)?;
@@ -484,8 +549,15 @@ impl ExportFs {
         Ok(target.as_bytes().to_vec())
     }
 
-    /// pread of a regular file: (data, eof).
-    pub fn read(&self, obj: &Obj, offset: u64, count: u32) -> Result<(Vec<u8>, bool), u32> {
+    /// pread of a regular file, appended to `out` (the reply being built,
+    /// so a 1 MiB READ is copied once, by the kernel): (bytes, eof).
+    pub fn read_into(
+        &self,
+        obj: &Obj,
+        offset: u64,
+        count: u32,
+        out: &mut Vec<u8>,
+    ) -> Result<(usize, bool), u32> {
         match obj.st.st_mode & 0o170000 {
             0o100000 => {}
             0o040000 => return Err(NFS3ERR_ISDIR),
@@ -503,19 +575,23 @@ impl ExportFs {
         }
         let size = st.st_size.max(0) as u64;
         let want = u64::from(count).min(size.saturating_sub(offset)) as usize;
-        let mut buf = vec![0u8; want];
+        let start = out.len();
+        out.resize(start + want, 0);
         let mut got = 0;
         while got < want {
             let off = i64::try_from(offset + got as u64).map_err(|_| NFS3ERR_INVAL)?;
-            match nix::sys::uio::pread(fd.as_fd(), &mut buf[got..], off) {
+            match nix::sys::uio::pread(fd.as_fd(), &mut out[start + got..], off) {
                 Ok(0) => break,
                 Ok(n) => got += n,
                 Err(Errno::EINTR) => continue,
-                Err(e) => return Err(errno_stat(e)),
+                Err(e) => {
+                    out.truncate(start);
+                    return Err(errno_stat(e));
+                }
             }
         }
-        buf.truncate(got);
-        Ok((buf, offset + got as u64 >= size))
+        out.truncate(start + got);
+        Ok((got, offset + got as u64 >= size))
     }
 
     pub fn statvfs(&self) -> Result<nix::sys::statvfs::Statvfs, u32> {
@@ -583,6 +659,26 @@ mod tests {
         // through the symlink: it is not a directory on the server side
         assert_eq!(fs.lookup(&esc, b"passwd").unwrap_err(), NFS3ERR_NOTDIR);
         assert_eq!(fs.lookup(&root, b"a/b").unwrap_err(), NFS3ERR_NOENT);
+    }
+
+    #[test]
+    fn listing_is_cached_until_the_directory_changes() {
+        let t = tempfile::tempdir().unwrap();
+        std::fs::write(t.path().join("b"), b"").unwrap();
+        let fs = ExportFs::open("/x", t.path()).unwrap();
+        let fresh = fs.list(&fs.root_obj().unwrap()).unwrap();
+        let again = fs.list(&fs.root_obj().unwrap()).unwrap();
+        assert!(!Arc::ptr_eq(&fresh, &again), "just changed: not cached");
+        // ctime cannot be set back, so let the directory settle for real.
+        std::thread::sleep(std::time::Duration::from_millis(2100));
+        let names = |l: &[(Vec<u8>, u64)]| l.iter().map(|e| e.0.clone()).collect::<Vec<_>>();
+        let first = fs.list(&fs.root_obj().unwrap()).unwrap();
+        assert_eq!(names(&first), [&b"."[..], b"..", b"b"]);
+        let again = fs.list(&fs.root_obj().unwrap()).unwrap();
+        assert!(Arc::ptr_eq(&first, &again), "unchanged directory: cached");
+        std::fs::write(t.path().join("a"), b"").unwrap();
+        let changed = fs.list(&fs.root_obj().unwrap()).unwrap();
+        assert_eq!(names(&changed), [&b"."[..], b"..", b"a", b"b"]);
     }
 
     #[test]

@@ -300,24 +300,26 @@ impl Ctx {
         // Arguments are decoded before the handle is resolved, so garbage is
         // GARBAGE_ARGS whatever the handle.
         let args = Args::decode(call.proc_, &mut d)?;
+        // The reply is built on a copy of the (short) RPC header, so a
+        // 1 MiB READ body is not copied again; a failed procedure's partial
+        // body is dropped and `e` gets the status instead.
         let res = self.resolve(fh, peer).and_then(|(ex, obj)| {
             let mut body = Enc::with_capacity(256);
+            body.buf.extend_from_slice(&e.buf);
+            body.u32(NFS3_OK);
             self.nfs_proc(&ex, &obj, cred, &args, &mut body)?;
             Ok(body)
         });
         match res {
-            Ok(body) => {
-                e.u32(NFS3_OK);
-                e.buf.extend_from_slice(&body.buf);
-            }
+            Ok(body) => Ok(body),
             Err(stat) => {
                 e.u32(stat);
                 if call.proc_ != 1 {
                     e.bool(false); // post_op_attr / dir attributes: none
                 }
+                Ok(e)
             }
         }
-        Ok(e)
     }
 
     fn nfs_proc(
@@ -362,9 +364,19 @@ impl Ctx {
                 {
                     return Err(NFS3ERR_ACCES);
                 }
-                let (data, eof) = ex.read(obj, offset, count.min(RTMAX))?;
+                // The data is read straight into the reply; count, eof and
+                // the opaque's length are patched in after the read.
+                let count = count.min(RTMAX);
+                e.buf.reserve(128 + count as usize);
                 post_op(e, Some(&attr));
-                e.u32(data.len() as u32).bool(eof).opaque(&data);
+                let at = e.len();
+                e.u32(0).bool(false).u32(0);
+                let (n, eof) = ex.read_into(obj, offset, count, &mut e.buf)?;
+                e.buf.resize(e.len() + pad(n), 0);
+                let n32 = (n as u32).to_be_bytes();
+                e.buf[at..at + 4].copy_from_slice(&n32);
+                e.buf[at + 4..at + 8].copy_from_slice(&u32::from(eof).to_be_bytes());
+                e.buf[at + 8..at + 12].copy_from_slice(&n32);
             }
             Args::ReadDir {
                 cookie,

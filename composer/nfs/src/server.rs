@@ -20,6 +20,8 @@ use crate::{Export, ExportSource, NfsConfig, NfsError, NfsEvent, Source};
 
 /// Calls in flight per connection (the Linux client pipelines many).
 const IN_FLIGHT: usize = 32;
+/// Replies from this size on are written without copying them into a frame.
+const BIG_REPLY: usize = 64 * 1024;
 
 /// A bound server; [`NfsServer::run`] serves it.
 pub struct NfsServer {
@@ -129,7 +131,19 @@ async fn connection(ctx: Arc<Ctx>, stream: TcpStream, peer: SocketAddr) {
     let (tx, mut rx) = mpsc::channel::<Vec<u8>>(IN_FLIGHT);
     let writer = tokio::spawn(async move {
         while let Some(reply) = rx.recv().await {
-            if wr.write_all(&reply).await.is_err() {
+            // Small replies are framed by copying (one write, one segment);
+            // a big READ reply gets its record mark written first rather
+            // than being copied behind it.
+            let sent = if reply.len() < BIG_REPLY {
+                wr.write_all(&frame(&reply)).await
+            } else {
+                let mark = (0x8000_0000 | reply.len() as u32).to_be_bytes();
+                match wr.write_all(&mark).await {
+                    Ok(()) => wr.write_all(&reply).await,
+                    Err(e) => Err(e),
+                }
+            };
+            if sent.is_err() {
                 break;
             }
         }
@@ -170,7 +184,7 @@ async fn connection(ctx: Arc<Ctx>, stream: TcpStream, peer: SocketAddr) {
         let (ctx, tx) = (Arc::clone(&ctx), tx.clone());
         tokio::task::spawn_blocking(move || {
             if let Some(reply) = ctx.handle(&record, peer) {
-                let _ = tx.blocking_send(frame(&reply));
+                let _ = tx.blocking_send(reply);
             }
             drop(permit);
         });

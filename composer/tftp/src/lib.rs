@@ -2,7 +2,8 @@
 //!
 //! - [`packet`]: the pure codec (parse/encode, no I/O).
 //! - [`TftpServer`] / [`serve`]: a thin async loop; every transfer runs in
-//!   its own task on its own ephemeral socket (TID).
+//!   its own task on its own ephemeral socket (TID), on a small pool of
+//!   single-threaded runtimes (`pool.rs` says why).
 //! - Paths are resolved with openat2(RESOLVE_BENEATH) under
 //!   [`TftpConfig::confine`]; see `confine.rs` for the policy.
 //!
@@ -11,6 +12,7 @@
 
 mod confine;
 pub mod packet;
+mod pool;
 mod server;
 mod transfer;
 

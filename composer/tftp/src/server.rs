@@ -13,6 +13,7 @@ use tokio::task::JoinSet;
 
 use crate::confine::Confinement;
 use crate::packet::{self, error_packet, ErrorCode, Packet};
+use crate::pool::Pool;
 use crate::transfer::{self, MAX_BLKSIZE, MIN_BLKSIZE};
 use crate::{TftpError, TftpEvent};
 
@@ -138,6 +139,10 @@ impl TftpServer {
             confinement,
             events,
         });
+        let pool = Pool::start().map_err(|source| TftpError::Io {
+            context: "starting the TFTP transfer threads".into(),
+            source,
+        })?;
         let mut tasks = JoinSet::new();
         let mut buf = vec![0u8; 65536];
         tokio::pin!(shutdown);
@@ -157,7 +162,7 @@ impl TftpServer {
                     }
                 },
             };
-            dispatch(&shared, &socket, &buf[..n], peer, &mut tasks).await;
+            dispatch(&shared, &pool, &socket, &buf[..n], peer, &mut tasks).await;
         }
         tasks.shutdown().await;
         Ok(())
@@ -174,6 +179,7 @@ fn is_transient(e: &std::io::Error) -> bool {
 
 async fn dispatch(
     shared: &Arc<Shared>,
+    pool: &Pool,
     socket: &UdpSocket,
     bytes: &[u8],
     peer: SocketAddr,
@@ -209,8 +215,13 @@ async fn dispatch(
         return;
     }
     // The transfer's own socket: same local address, kernel-chosen port.
+    // Bound here so a failure is reported at once; registered with tokio on
+    // the pool worker that runs the transfer.
     let local = SocketAddr::new(shared.cfg.bind.ip(), 0);
-    let sock = match UdpSocket::bind(local).await {
+    let sock = match std::net::UdpSocket::bind(local).and_then(|s| {
+        s.set_nonblocking(true)?;
+        Ok(s)
+    }) {
         Ok(s) => s,
         Err(e) => {
             let reason = format!("cannot open a transfer socket: {e}");
@@ -218,7 +229,16 @@ async fn dispatch(
             return;
         }
     };
-    tasks.spawn(transfer::run(shared.clone(), sock, peer, pkt));
+    let shared = shared.clone();
+    pool.spawn(tasks, async move {
+        match UdpSocket::from_std(sock) {
+            Ok(sock) => transfer::run(shared, sock, peer, pkt).await,
+            Err(e) => {
+                let reason = format!("cannot register the transfer socket: {e}");
+                let _ = shared.events.send(TftpEvent::Failed { peer, path, reason });
+            }
+        }
+    });
 }
 
 /// Binds and serves in one call (production: nobody needs the port first).
