@@ -1,28 +1,39 @@
-//! The engine alone, without the compose CLI: for profiling and benchmarks.
-//!     pexec [--fanout N] [--timeout SECS] [-o SSH_ARG]... HOST... -- COMMAND...
-//! Prints folded stdout and the nodes that did not exit 0; exits 1 if any.
+//! The engine alone, without the compose CLI: for profiling it and comparing
+//! it with `compose exec` (whose extra work is the node set, the inventory
+//! and the printing).
+//!     cargo run --release -p compose-pshell --example pexec -- \
+//!         [--fanout N] [--timeout SECS] [-o SSH_ARG]... HOST... -- COMMAND...
+//! Prints folded stdout, then each node that did not exit 0; exits 1 if any.
 
 use compose_pshell::{group_by_output, run, Options, Stream, Target};
 use std::io::Write;
+use std::process::ExitCode;
 use std::time::Duration;
 
-fn main() {
-    let mut args = std::env::args().skip(1);
+const USAGE: &str =
+    "usage: pexec [--fanout N] [--timeout SECS] [-o SSH_ARG]... HOST... -- COMMAND...";
+
+fn parse(mut args: impl Iterator<Item = String>) -> Option<(Vec<Target>, String, Options)> {
     let mut opts = Options::default();
     let mut hosts = Vec::new();
     while let Some(a) = args.next() {
         match a.as_str() {
-            "--fanout" => opts.fanout = args.next().and_then(|v| v.parse().ok()).expect("--fanout N"),
-            "--timeout" => {
-                let secs: f64 = args.next().and_then(|v| v.parse().ok()).expect("--timeout SECS");
-                opts.timeout = Some(Duration::from_secs_f64(secs));
-            }
-            "-o" => opts.ssh_options.push(args.next().expect("-o SSH_ARG")),
+            "--fanout" => opts.fanout = args.next()?.parse().ok()?,
+            "--timeout" => opts.timeout = Some(Duration::from_secs_f64(args.next()?.parse().ok()?)),
+            "-o" => opts.ssh_options.push(args.next()?),
             "--" => break,
             _ => hosts.push(Target::named(a)),
         }
     }
     let command = args.collect::<Vec<_>>().join(" ");
+    Some((hosts, command, opts))
+}
+
+fn main() -> ExitCode {
+    let Some((hosts, command, opts)) = parse(std::env::args().skip(1)) else {
+        eprintln!("{USAGE}");
+        return ExitCode::from(2);
+    };
     let results = run(&hosts, &command, &opts, |_| {});
     let mut out = std::io::stdout().lock();
     for g in group_by_output(&results, Stream::Stdout) {
@@ -31,9 +42,15 @@ fn main() {
             let _ = out.write_all(&g.output);
         }
     }
-    let bad: Vec<_> = results.iter().filter(|r| !r.ok()).collect();
-    for r in &bad {
-        eprintln!("{}: {:?}: {}", r.name, r.outcome, String::from_utf8_lossy(&r.stderr).trim());
+    if std::env::var_os("PEXEC_TIMES").is_some() {
+        let ms: Vec<u128> = results.iter().map(|r| r.elapsed.as_millis()).collect();
+        eprintln!("elapsed ms by node: {ms:?}");
     }
-    std::process::exit(if bad.is_empty() { 0 } else { 1 });
+    let mut status = ExitCode::SUCCESS;
+    for r in results.iter().filter(|r| !r.ok()) {
+        let stderr = String::from_utf8_lossy(&r.stderr);
+        eprintln!("{}: {:?}: {}", r.name, r.outcome, stderr.trim());
+        status = ExitCode::FAILURE;
+    }
+    status
 }

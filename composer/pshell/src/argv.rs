@@ -85,7 +85,11 @@ mod tests {
     #[test]
     fn default_argv_is_exact() {
         assert_eq!(
-            args(&Target::named("n01"), "hostname; echo x", &Options::default()),
+            args(
+                &Target::named("n01"),
+                "hostname; echo x",
+                &Options::default()
+            ),
             [
                 "-n",
                 "-T",
@@ -111,7 +115,12 @@ mod tests {
             user: Some("admin".into()),
         };
         let opts = Options {
-            ssh_options: vec!["-F".into(), "/tmp/cfg".into(), "-o".into(), "BatchMode=no".into()],
+            ssh_options: vec![
+                "-F".into(),
+                "/tmp/cfg".into(),
+                "-o".into(),
+                "BatchMode=no".into(),
+            ],
             batch_mode: false,
             connect_timeout: Duration::from_millis(1500),
             ..Options::default()
@@ -178,7 +187,10 @@ mod tests {
         );
         let mut t = Target::named("n01");
         t.user = Some("-l".into());
-        assert!(matches!(ssh_args(&t, "true", &opts), Err(ArgvError::BadUser { .. })));
+        assert!(matches!(
+            ssh_args(&t, "true", &opts),
+            Err(ArgvError::BadUser { .. })
+        ));
         assert_eq!(
             ssh_args(&Target::named("n01"), "  ", &opts),
             Err(ArgvError::EmptyCommand)

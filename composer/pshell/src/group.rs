@@ -87,7 +87,10 @@ mod tests {
         );
         assert_eq!(
             names(&group_by_output(&results, Stream::Stderr)),
-            [(vec!["n01", "n03", "n04"], ""), (vec!["n02", "n05"], "warn\n")]
+            [
+                (vec!["n01", "n03", "n04"], ""),
+                (vec!["n02", "n05"], "warn\n")
+            ]
         );
     }
 

@@ -9,15 +9,15 @@
 //! - one event loop on the caller's thread, `poll(2)` over every running
 //!   ssh's stdout, stderr and pidfd: no thread per node, no busy loop, and
 //!   both pipes are drained concurrently so a chatty node never deadlocks;
-//! - each ssh runs in its own process group, so a timeout or a cancel kills
-//!   ssh and whatever it spawned (ProxyCommand...): SIGTERM, then SIGKILL
-//!   after [`KILL_GRACE`];
+//! - each ssh runs in its own session (like pdsh), hence its own process
+//!   group, so a timeout or a cancel kills ssh and whatever it spawned
+//!   (ProxyCommand...): SIGTERM, then SIGKILL after [`KILL_GRACE`];
 //! - ssh gets `PR_SET_PDEATHSIG`, so if compose itself dies no ssh is left
 //!   running on its own;
 //! - the library never prints: `on_done` hands each result to the caller.
 //!
-//! Because ssh runs in its own process group it can never read the
-//! terminal: keep `batch_mode` on (the default) and use keys or an agent.
+//! Because ssh has no controlling terminal it can never prompt: keep
+//! `batch_mode` on (the default) and use keys or an agent.
 //! A CLI should set [`Options::cancel`] from its SIGINT handler, since Ctrl-C
 //! on the terminal does not reach the ssh processes.
 

@@ -10,7 +10,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 fn by_name<'a>(results: &'a [NodeResult], name: &str) -> &'a NodeResult {
-    results.iter().find(|r| r.name == name).unwrap_or_else(|| panic!("no result for {name}"))
+    results
+        .iter()
+        .find(|r| r.name == name)
+        .unwrap_or_else(|| panic!("no result for {name}"))
 }
 
 fn text(bytes: &[u8]) -> &str {
@@ -19,7 +22,13 @@ fn text(bytes: &[u8]) -> &str {
 
 fn assert_all_ok(results: &[NodeResult]) {
     for r in results {
-        assert!(r.ok(), "{}: {:?}, stderr: {}", r.name, r.outcome, String::from_utf8_lossy(&r.stderr));
+        assert!(
+            r.ok(),
+            "{}: {:?}, stderr: {}",
+            r.name,
+            r.outcome,
+            String::from_utf8_lossy(&r.stderr)
+        );
     }
 }
 
@@ -29,7 +38,9 @@ fn sshd_identical_output_folds_and_distinct_output_splits() {
     let cluster = Cluster::start(4, &[]);
     let targets = cluster.targets();
     let mut done = 0;
-    let results = run(&targets, "hostname; echo x", &cluster.options(), |_| done += 1);
+    let results = run(&targets, "hostname; echo x", &cluster.options(), |_| {
+        done += 1
+    });
     assert_eq!(done, 4);
     assert_all_ok(&results);
     let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
@@ -38,17 +49,34 @@ fn sshd_identical_output_folds_and_distinct_output_splits() {
     assert_eq!(groups[0].names, cluster.names);
     assert_eq!(text(&groups[0].output), format!("{}\nx\n", hostname.trim()));
 
-    let results = run(&targets, "echo $COMPOSE_NODE; echo warn >&2", &cluster.options(), |_| {});
+    let results = run(
+        &targets,
+        "echo $COMPOSE_NODE; echo warn >&2",
+        &cluster.options(),
+        |_| {},
+    );
     assert_all_ok(&results);
     let stdout = group_by_output(&results, Stream::Stdout);
-    let folded: Vec<(Vec<String>, &str)> = stdout.iter().map(|g| (g.names.clone(), text(&g.output))).collect();
-    let expected: Vec<(Vec<String>, String)> =
-        cluster.names.iter().map(|n| (vec![n.clone()], format!("{n}\n"))).collect();
-    let expected: Vec<(Vec<String>, &str)> = expected.iter().map(|(n, o)| (n.clone(), o.as_str())).collect();
+    let folded: Vec<(Vec<String>, &str)> = stdout
+        .iter()
+        .map(|g| (g.names.clone(), text(&g.output)))
+        .collect();
+    let expected: Vec<(Vec<String>, String)> = cluster
+        .names
+        .iter()
+        .map(|n| (vec![n.clone()], format!("{n}\n")))
+        .collect();
+    let expected: Vec<(Vec<String>, &str)> = expected
+        .iter()
+        .map(|(n, o)| (n.clone(), o.as_str()))
+        .collect();
     assert_eq!(folded, expected);
     let stderr = group_by_output(&results, Stream::Stderr);
     assert_eq!(stderr.len(), 1, "{stderr:?}");
-    assert_eq!((stderr[0].names.clone(), text(&stderr[0].output)), (cluster.names.clone(), "warn\n"));
+    assert_eq!(
+        (stderr[0].names.clone(), text(&stderr[0].output)),
+        (cluster.names.clone(), "warn\n")
+    );
 }
 
 #[test]
@@ -80,7 +108,11 @@ fn sshd_hanging_node_times_out_and_the_run_ends() {
     let results = run(&cluster.targets(), cmd, &opts, |_| {});
     let hung = by_name(&results, "n02");
     assert_eq!(hung.outcome, Outcome::TimedOut);
-    assert_eq!(text(&hung.stdout), "started\n", "output before the timeout is kept");
+    assert_eq!(
+        text(&hung.stdout),
+        "started\n",
+        "output before the timeout is kept"
+    );
     for name in ["n01", "n03"] {
         let r = by_name(&results, name);
         assert!(r.ok(), "{name}: {:?}", r.outcome);
@@ -99,7 +131,11 @@ fn sshd_refused_connection_is_ssh_failed() {
     assert_eq!(names, ["n01", "down", "n02"], "results in target order");
     let down = by_name(&results, "down");
     assert!(down.ssh_failed(), "{:?}", down.outcome);
-    assert!(text(&down.stderr).contains("Connection refused"), "stderr: {}", text(&down.stderr));
+    assert!(
+        text(&down.stderr).contains("Connection refused"),
+        "stderr: {}",
+        text(&down.stderr)
+    );
     assert!(by_name(&results, "n01").ok() && by_name(&results, "n02").ok());
 }
 
@@ -112,7 +148,9 @@ fn sshd_fanout_one_runs_every_node_one_after_another() {
         ..cluster.options()
     };
     let mut order = Vec::new();
-    let results = run(&cluster.targets(), "echo $COMPOSE_NODE", &opts, |r| order.push(r.name.clone()));
+    let results = run(&cluster.targets(), "echo $COMPOSE_NODE", &opts, |r| {
+        order.push(r.name.clone())
+    });
     assert_all_ok(&results);
     // One at a time, so they finish in target order.
     assert_eq!(order, cluster.names);
@@ -138,12 +176,24 @@ fn sshd_cancel_kills_running_nodes_and_starts_no_more() {
             cancel.store(true, Ordering::SeqCst);
         }
     });
-    assert!(by_name(&results, "n01").ok(), "{:?}", by_name(&results, "n01").outcome);
+    assert!(
+        by_name(&results, "n01").ok(),
+        "{:?}",
+        by_name(&results, "n01").outcome
+    );
     for name in ["n02", "n03", "n04"] {
-        assert_eq!(by_name(&results, name).outcome, Outcome::Cancelled, "{name}");
+        assert_eq!(
+            by_name(&results, name).outcome,
+            Outcome::Cancelled,
+            "{name}"
+        );
     }
     for name in ["n03", "n04"] {
-        assert_eq!(by_name(&results, name).elapsed, Duration::ZERO, "{name} was never started");
+        assert_eq!(
+            by_name(&results, name).elapsed,
+            Duration::ZERO,
+            "{name} was never started"
+        );
     }
 }
 

@@ -52,7 +52,10 @@ impl Cluster {
         let listeners: Vec<TcpListener> = (0..n + closed_hosts.len())
             .map(|_| TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("binding 127.0.0.1:0"))
             .collect();
-        let ports: Vec<u16> = listeners.iter().map(|l| l.local_addr().unwrap().port()).collect();
+        let ports: Vec<u16> = listeners
+            .iter()
+            .map(|l| l.local_addr().unwrap().port())
+            .collect();
         drop(listeners);
 
         let token = d.display().to_string();
@@ -109,10 +112,18 @@ impl Cluster {
             let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
             while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
                 if let Ok(Some(status)) = self.daemons[i].try_wait() {
-                    panic!("sshd for {} exited ({status}): {}", self.names[i], self.log(i));
+                    panic!(
+                        "sshd for {} exited ({status}): {}",
+                        self.names[i],
+                        self.log(i)
+                    );
                 }
                 if Instant::now() > deadline {
-                    panic!("sshd for {} not listening on port {port} after 20 s: {}", self.names[i], self.log(i));
+                    panic!(
+                        "sshd for {} not listening on port {port} after 20 s: {}",
+                        self.names[i],
+                        self.log(i)
+                    );
                 }
                 std::thread::sleep(Duration::from_millis(20));
             }
@@ -152,12 +163,25 @@ fn check_prerequisites() {
 
 fn keygen(path: &Path) {
     let status = Command::new("ssh-keygen")
-        .args(["-q", "-t", "ed25519", "-N", "", "-C", "compose-pshell-test", "-f"])
+        .args([
+            "-q",
+            "-t",
+            "ed25519",
+            "-N",
+            "",
+            "-C",
+            "compose-pshell-test",
+            "-f",
+        ])
         .arg(path)
         .stdin(Stdio::null())
         .status()
         .expect("running ssh-keygen");
-    assert!(status.success(), "ssh-keygen -f {} failed: {status}", path.display());
+    assert!(
+        status.success(),
+        "ssh-keygen -f {} failed: {status}",
+        path.display()
+    );
 }
 
 fn start_sshd(dir: &Path, name: &str, port: u16, token: &str) -> Child {
@@ -197,13 +221,24 @@ fn start_sshd(dir: &Path, name: &str, port: u16, token: &str) -> Child {
 /// token: commands a test left running (`sleep 600` on a timed-out node).
 fn kill_sessions(token: &str) {
     let needle = format!("COMPOSE_PSHELL_FIXTURE={token}\0");
-    let Ok(entries) = fs::read_dir("/proc") else { return };
+    let Ok(entries) = fs::read_dir("/proc") else {
+        return;
+    };
     for entry in entries.flatten() {
-        let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<i32>().ok())
+        else {
             continue;
         };
-        let Ok(environ) = fs::read(entry.path().join("environ")) else { continue };
-        if environ.windows(needle.len()).any(|w| w == needle.as_bytes()) {
+        let Ok(environ) = fs::read(entry.path().join("environ")) else {
+            continue;
+        };
+        if environ
+            .windows(needle.len())
+            .any(|w| w == needle.as_bytes())
+        {
             // SAFETY: kill takes a pid and a signal, touches no memory.
             unsafe { libc::kill(pid, libc::SIGKILL) };
         }
