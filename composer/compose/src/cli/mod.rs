@@ -32,7 +32,11 @@ hits and the same inputs always give the same digest.
 
 `compose publish` makes a snapshot bootable: an immutable NFS root beside its
 kernel, initrd and pxelinux entry, switched in atomically as the image's next
-generation; `compose rollback` switches back instantly.
+generation; `compose rollback` switches back instantly. `compose serve` runs
+DHCP, TFTP and NFS for the nodes of the inventory; `compose nodes` keeps the
+inventory and regenerates the cluster's files from it; `compose exec` runs a
+command on a node set; `compose status` says which generation each node
+booted; `compose boot-test` proves all of it on QEMU guests.
 
 Typical session:
     compose check recipes/hpc-node.toml
@@ -40,6 +44,10 @@ Typical session:
     compose snapshots
     compose publish hpc-node
     compose generations
+    compose serve --interface eth1
+    compose nodes regen
+    compose exec @compute -- uptime
+    compose status
     compose rollback hpc-node";
 
 #[derive(Parser)]
