@@ -174,17 +174,27 @@ fn pxe_request(msg: u8, xid: u32, ciaddr: Ipv4Addr) -> Vec<u8> {
     b
 }
 
-fn recv_reply(sock: &std::net::UdpSocket, xid: u32) -> (Packet, SocketAddr) {
+/// Sends `pkt` and waits for the reply with `xid`, retransmitting as a real
+/// client does (5 tries, 3 s apart): on a loaded host the server's first
+/// wake-up can come late.
+fn exchange(
+    sock: &std::net::UdpSocket,
+    pkt: &[u8],
+    to: SocketAddrV4,
+    xid: u32,
+) -> (Packet, SocketAddr) {
     let mut buf = [0u8; 1500];
-    for _ in 0..10 {
-        let (n, from) = sock.recv_from(&mut buf).expect("no reply within 3 s");
-        if let Ok(p) = Packet::parse(&buf[..n]) {
-            if p.xid == xid {
-                return (p, from);
+    for _ in 0..5 {
+        sock.send_to(pkt, to).unwrap();
+        while let Ok((n, from)) = sock.recv_from(&mut buf) {
+            if let Ok(p) = Packet::parse(&buf[..n]) {
+                if p.xid == xid {
+                    return (p, from);
+                }
             }
         }
     }
-    panic!("no reply with xid {xid:#x}");
+    panic!("no reply with xid {xid:#x} to 5 tries, 3 s apart");
 }
 
 #[test]
@@ -199,9 +209,12 @@ fn netns_proxy_offers_boot_file_without_address_and_acks_on_4011() {
     let sock = client_socket(&net);
 
     let bcast = SocketAddrV4::new(Ipv4Addr::BROADCAST, 67);
-    sock.send_to(&pxe_request(1, 0xabc1, Ipv4Addr::UNSPECIFIED), bcast)
-        .unwrap();
-    let (offer, from) = recv_reply(&sock, 0xabc1);
+    let (offer, from) = exchange(
+        &sock,
+        &pxe_request(1, 0xabc1, Ipv4Addr::UNSPECIFIED),
+        bcast,
+        0xabc1,
+    );
     assert_eq!(offer.message_type(), Some(MessageType::Offer));
     assert_eq!(
         offer.yiaddr,
@@ -222,9 +235,12 @@ fn netns_proxy_offers_boot_file_without_address_and_acks_on_4011() {
     assert_eq!(from.port(), 67);
 
     let boot_server = SocketAddrV4::new(SERVER_IP, 4011);
-    sock.send_to(&pxe_request(3, 0xabc2, client_ip), boot_server)
-        .unwrap();
-    let (ack, from) = recv_reply(&sock, 0xabc2);
+    let (ack, from) = exchange(
+        &sock,
+        &pxe_request(3, 0xabc2, client_ip),
+        boot_server,
+        0xabc2,
+    );
     assert_eq!(ack.message_type(), Some(MessageType::Ack));
     assert_eq!(ack.file, b"pxelinux.0");
     assert_eq!(
