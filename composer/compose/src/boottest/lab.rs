@@ -67,8 +67,39 @@ impl Lab {
         let tree = Tree::open(&tree_path)?;
         let tag = format!("cbt{}", std::process::id() % 100_000);
         let guests = super::guests(opts.guests, work.path(), &tag);
+        // A key for root on the guests, as an admin's own key would be:
+        // regen puts it in each node's authorized_keys (see exec_over_ssh).
+        let key = work.path().join("id_ed25519");
+        let keygen = std::process::Command::new("ssh-keygen")
+            .args([
+                "-q",
+                "-t",
+                "ed25519",
+                "-N",
+                "",
+                "-C",
+                "compose-boot-test",
+                "-f",
+            ])
+            .arg(&key)
+            .stdin(Stdio::null())
+            .output()
+            .context("running ssh-keygen (apt-get install openssh-client)")?;
+        if !keygen.status.success() {
+            anyhow::bail!(
+                "ssh-keygen failed: {}",
+                String::from_utf8_lossy(&keygen.stderr).trim()
+            );
+        }
         let nodes = work.path().join("nodes.toml");
-        fs::write(&nodes, super::render_nodes(&guests, image))?;
+        fs::write(
+            &nodes,
+            format!(
+                "[cluster]\nsubnet = \"{}.0/24\"\nauthorized_keys = \"id_ed25519.pub\"\n\n{}",
+                super::SERVER_IP.rsplit_once('.').map_or("", |(net, _)| net),
+                super::render_nodes(&guests, image)
+            ),
+        )?;
         // An empty configuration: the host's /etc/compose/serve.toml must not leak in.
         let config = work.path().join("serve.toml");
         fs::write(&config, "# compose boot-test: everything from flags\n")?;
@@ -340,6 +371,36 @@ impl Lab {
             vm.shell = Some(sh);
         }
         Ok(vm.shell.as_mut().expect("just connected"))
+    }
+
+    /// `ssh` for the guests: the system client, run inside the namespace,
+    /// with the lab's key and the cluster's known_hosts (strict: the guests
+    /// must present the host keys regen gave them).
+    pub fn ssh_options(&self) -> Result<(PathBuf, Vec<String>)> {
+        let wrapper = self.work.path().join("ssh-in-netns");
+        fs::write(
+            &wrapper,
+            format!(
+                "#!/bin/sh\nexec ip netns exec {} ssh \"$@\"\n",
+                self.ns.name
+            ),
+        )?;
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(&wrapper, fs::Permissions::from_mode(0o755))?;
+        let known = self.tree.path().join("cluster/ssh_known_hosts");
+        Ok((
+            wrapper,
+            vec![
+                "-i".into(),
+                self.work.path().join("id_ed25519").display().to_string(),
+                "-o".into(),
+                format!("UserKnownHostsFile={}", known.display()),
+                "-o".into(),
+                "StrictHostKeyChecking=yes".into(),
+                "-o".into(),
+                "IdentitiesOnly=yes".into(),
+            ],
+        ))
     }
 
     /// The server-side root directory of a snapshot.

@@ -80,6 +80,16 @@ pub fn run(opts: &Options, progress: &mut dyn FnMut(&str)) -> Result<Report> {
             });
         }
     }
+    if opts.checks && boots.iter().all(GuestResult::ok) {
+        if let Some(s) = exec_over_ssh(&mut lab, &snap.id.to_string()) {
+            progress(&format!(
+                "exec over ssh {}: {}",
+                if s.ok { "ok" } else { "FAILED" },
+                s.detail
+            ));
+            steps.push(s);
+        }
+    }
     if let Some(snap2) = &upgrade {
         if boots.iter().all(GuestResult::ok) {
             upgrade_and_back(
@@ -107,6 +117,66 @@ pub fn run(opts: &Options, progress: &mut dyn FnMut(&str)) -> Result<Report> {
         steps,
         logs,
     })
+}
+
+/// When the image runs sshd (hpc-node does): `hostname` on every guest
+/// through compose exec's engine and the system ssh, as root with the key
+/// regen authorized, checking each guest's host key against the cluster's
+/// known_hosts. Proves the per-node files reach the nodes and the parallel
+/// shell reaches booted nodes. None for images without sshd.
+fn exec_over_ssh(lab: &mut Lab, snapshot: &str) -> Option<Step> {
+    if !lab.root_of(snapshot).join("usr/sbin/sshd").exists() {
+        return None;
+    }
+    let (ssh, ssh_options) = match lab.ssh_options() {
+        Ok(x) => x,
+        Err(e) => return Some(step("exec-over-ssh", false, format!("{e:#}"))),
+    };
+    let targets: Vec<compose_pshell::Target> = lab
+        .guests
+        .iter()
+        .map(|g| compose_pshell::Target {
+            name: g.hostname.clone(),
+            host: g.ip.clone(),
+            port: None,
+            user: Some("root".into()),
+        })
+        .collect();
+    let opts = compose_pshell::Options {
+        ssh,
+        ssh_options,
+        timeout: Some(Duration::from_secs(120)),
+        connect_timeout: Duration::from_secs(60),
+        ..Default::default()
+    };
+    let results = compose_pshell::run(&targets, "hostname", &opts, |_| {});
+    let bad: Vec<String> = results
+        .iter()
+        .filter(|r| !r.ok() || String::from_utf8_lossy(&r.stdout).trim() != r.name)
+        .map(|r| {
+            format!(
+                "{}: {:?} {:?} {}",
+                r.name,
+                r.outcome,
+                String::from_utf8_lossy(&r.stdout).trim(),
+                String::from_utf8_lossy(&r.stderr).trim()
+            )
+        })
+        .collect();
+    let groups = compose_pshell::group_by_output(&results, compose_pshell::Stream::Stdout);
+    Some(step(
+        "exec-over-ssh",
+        bad.is_empty(),
+        if bad.is_empty() {
+            format!(
+                "`hostname` over ssh (strict host keys from regen) answered by {} guests in {} distinct groups",
+                results.len(),
+                groups.len()
+            )
+        } else {
+            bad.join("; ")
+        },
+    ))
 }
 
 fn step(name: &str, ok: bool, detail: impl Into<String>) -> Step {

@@ -37,16 +37,18 @@ use std::time::Duration;
 /// guest's serial log and exits 1. Everything it starts (QEMU, serve, the
 /// namespace) is stopped on exit, also on Ctrl-C.
 ///
-/// REFERENCE is IMAGE (its newest snapshot), IMAGE@sha256:..., or a digest.
+/// REFERENCE is IMAGE (its newest snapshot), IMAGE@sha256:..., a digest, or
+/// a recipe file (*.toml), which is built first (cached layers are hits).
 /// Needs root, qemu-system-x86, ipxe-qemu, seabios, pxelinux.
 ///
 /// Examples:
+///     compose boot-test recipes/hpc-node.toml
 ///     compose boot-test minimal --guests 2 --keep-logs /tmp/boot
 ///     compose boot-test minimal@sha256:1f.. --guests 2 --upgrade-to minimal
 #[derive(clap::Args)]
 #[command(verbatim_doc_comment)]
 pub struct Args {
-    /// The snapshot to boot.
+    /// The snapshot to boot, or a recipe to build and boot.
     reference: String,
     /// How many guests to boot at once.
     #[arg(long, default_value_t = 1)]
@@ -82,9 +84,19 @@ pub fn run(store: &Path, args: Args) -> Result<ExitCode> {
         "compose boot-test",
         "it creates network namespaces and taps and publishes",
     )?;
+    let reference = if args.reference.ends_with(".toml") && Path::new(&args.reference).is_file() {
+        let report = super::build::build_recipe(store, Path::new(&args.reference))?;
+        eprintln!(
+            "compose boot-test: built {}@{}",
+            report.image, report.snapshot
+        );
+        format!("{}@{}", report.image, report.snapshot)
+    } else {
+        args.reference
+    };
     let opts = Options {
         store: store.to_path_buf(),
-        reference: args.reference,
+        reference,
         guests: args.guests,
         timeout: Duration::from_secs(args.timeout),
         keep_logs: args.keep_logs,

@@ -38,7 +38,8 @@ pub struct Args {
     verbose: bool,
 }
 
-struct Printer;
+/// One progress line per layer on stderr (also used by boot-test).
+pub(super) struct Printer;
 
 impl Progress for Printer {
     fn layer_started(&mut self, index: usize, total: usize, layer: &PlannedLayer, cached: bool) {
@@ -68,6 +69,24 @@ impl Progress for Printer {
             r.seconds
         );
     }
+}
+
+/// Builds `recipe` into the store with progress on stderr (boot-test uses
+/// it when handed a recipe instead of a snapshot).
+pub(super) fn build_recipe(
+    store_path: &Path,
+    recipe: &Path,
+) -> Result<composer::build::BuildReport> {
+    let recipe = load_recipe(recipe)?;
+    let plan = plan(&recipe, Tools::detect())?;
+    let store = Store::open(store_path)?;
+    eprintln!(
+        "compose: building {} ({} layers) in {}",
+        plan.image,
+        plan.layers.len(),
+        store.root().display()
+    );
+    build(&store, &plan, &BuildOptions::default(), &mut Printer)
 }
 
 pub fn run(store_path: &Path, args: Args) -> Result<ExitCode> {
