@@ -155,11 +155,16 @@ pub fn generation_of(path: &str) -> Option<(String, u64)> {
     Some((image.to_string(), n))
 }
 
-/// The snapshot an export serves: `.../roots/<hex>` -> `sha256:<hex>`.
+/// The snapshot an export serves: `.../roots/<hex>` -> `sha256:<hex>`,
+/// also for a directory below it (libnfs mounts the directory holding the
+/// file it reads).
 pub fn snapshot_of(export: &str) -> Option<String> {
-    let (dir, hex) = export.trim_end_matches('/').rsplit_once('/')?;
-    (dir.ends_with("/roots") && hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()))
-        .then(|| format!("sha256:{hex}"))
+    export.match_indices("/roots/").find_map(|(at, m)| {
+        let rest = &export[at + m.len()..];
+        let hex = rest.get(..64)?;
+        let ends = rest.len() == 64 || rest[64..].starts_with('/');
+        (ends && hex.bytes().all(|b| b.is_ascii_hexdigit())).then(|| format!("sha256:{hex}"))
+    })
 }
 
 /// Renders a server event as a log record.
@@ -421,5 +426,10 @@ mod tests {
         assert_eq!(generation_of("pxelinux.0"), None);
         assert_eq!(generation_of("images/x/current/vmlinuz"), None);
         assert_eq!(snapshot_of("/srv/compose/roots/zz"), None);
+        let hex = "0f".repeat(32);
+        let want = Some(format!("sha256:{hex}"));
+        assert_eq!(snapshot_of(&format!("/srv/compose/roots/{hex}")), want);
+        assert_eq!(snapshot_of(&format!("/srv/compose/roots/{hex}/etc")), want);
+        assert_eq!(snapshot_of(&format!("/srv/compose/roots/{hex}0")), None);
     }
 }
