@@ -15,6 +15,7 @@ pub mod chroot;
 pub mod diff;
 pub mod exec;
 pub mod hostenv;
+pub mod interrupt;
 /// The node inventory lives in compose-cluster; re-exported for the CLI.
 pub use compose_cluster::inventory;
 pub mod plan;

@@ -5,16 +5,16 @@
 //! Field order is drop order: guests are stopped first, then serve, then the
 //! namespace goes, then the scratch directory.
 
-use super::host::{die_with_parent, Netns, Proc, INTERRUPTED};
+use super::host::{die_with_parent, Netns, Proc};
 use super::shell::Shell;
 use super::{find_marker, phases, tail, Guest, GuestResult, Options, MARKER, QEMU, SEABIOS};
+use crate::interrupt::interrupted;
 use crate::publish::{publish, rollback, PublishOptions, PublishReport, RollbackReport, Tree};
 use anyhow::{Context, Result};
 use compose_store::{SnapshotInfo, Store};
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant, SystemTime};
 
 /// The kernel argument that starts the netboot layer's test shell.
@@ -304,7 +304,7 @@ impl Lab {
             result.seconds = Some(secs);
         } else if let Some(st) = vm.proc.exited() {
             result.error = Some(format!("qemu exited ({st}) before the marker"));
-        } else if INTERRUPTED.load(Ordering::SeqCst) {
+        } else if interrupted() {
             result.error = Some("interrupted".into());
         } else if vm.power_on.elapsed() > timeout {
             result.error = Some(format!("no {MARKER} line within {}s", timeout.as_secs()));
@@ -475,7 +475,7 @@ fn spawn_serve(ns: &Netns, bin: &Path, work: &Path, bridge: &str, log: &Path) ->
         if let Some(st) = serve.exited() {
             anyhow::bail!("compose serve exited ({st}):\n{}", tail(&text, 20));
         }
-        if Instant::now() > deadline || INTERRUPTED.load(Ordering::SeqCst) {
+        if Instant::now() > deadline || interrupted() {
             anyhow::bail!(
                 "compose serve did not start within 30s:\n{}",
                 tail(&text, 20)

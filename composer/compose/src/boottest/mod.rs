@@ -262,7 +262,7 @@ pub fn boot_test(opts: &Options, mut progress: impl FnMut(&str)) -> Result<Repor
     }
     host::require_file(SEABIOS, "seabios")?;
     host::require_file(&opts.nic.rom(), "ipxe-qemu")?;
-    host::catch_signals()?;
+    crate::interrupt::catch()?;
     scenario::run(opts, &mut progress)
 }
 

@@ -9,8 +9,6 @@ use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::Duration;
 
 /// Run a command on many nodes at once over ssh (the parallel shell).
@@ -147,18 +145,14 @@ pub fn run_cli(root: &Path, args: Args) -> Result<ExitCode> {
             ),
         ]);
     }
-    let cancel = Arc::new(AtomicBool::new(false));
-    {
-        let c = Arc::clone(&cancel);
-        // Ctrl-C: stop the ssh processes and report what finished.
-        let _ = ctrlc_flag(c);
-    }
+    // Ctrl-C: stop the ssh processes and report what finished.
+    composer::interrupt::catch()?;
     let opts = Options {
         fanout: args.fanout,
         timeout: args.timeout.map(Duration::from_secs),
         connect_timeout: Duration::from_secs(args.connect_timeout),
         ssh_options,
-        cancel: Some(cancel),
+        cancel: Some(composer::interrupt::flag()),
         ..Options::default()
     };
     let command = args.command.join(" ");
@@ -268,28 +262,6 @@ fn print_folded(results: &[NodeResult], no_fold: bool) -> Result<()> {
             "{:<40} {outcome}",
             NodeSet::from_names(names.iter().cloned()).fold()
         )?;
-    }
-    Ok(())
-}
-
-/// SIGINT/SIGTERM set `flag` (compose-pshell then kills its ssh processes).
-fn ctrlc_flag(flag: Arc<AtomicBool>) -> Result<()> {
-    use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, Signal};
-    static FLAG: std::sync::OnceLock<Arc<AtomicBool>> = std::sync::OnceLock::new();
-    extern "C" fn on_signal(_: libc::c_int) {
-        if let Some(f) = FLAG.get() {
-            f.store(true, Ordering::SeqCst);
-        }
-    }
-    let _ = FLAG.set(flag);
-    let action = SigAction::new(
-        SigHandler::Handler(on_signal),
-        SaFlags::empty(),
-        SigSet::empty(),
-    );
-    for sig in [Signal::SIGINT, Signal::SIGTERM] {
-        // SAFETY: the handler only stores to an atomic.
-        unsafe { sigaction(sig, &action) }.context("installing a signal handler")?;
     }
     Ok(())
 }
