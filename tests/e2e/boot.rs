@@ -1,7 +1,8 @@
 //! The product's proof: QEMU guests PXE-boot a published snapshot from
 //! `compose serve`, reach multi-user and pass the in-guest checks; one is
 //! rebooted into a new generation while the other keeps working, then
-//! rolled back (`compose boot-test --upgrade-to`).
+//! rolled back (`compose boot-test --upgrade-to`). node01 boots BIOS
+//! (SeaBIOS, pxelinux.0), node02 UEFI (OVMF, syslinux.efi): a mixed fleet.
 
 use super::*;
 use compose_e2e::*;
@@ -15,6 +16,15 @@ fn vm_two_guests_boot_upgrade_and_roll_back() {
         ("ip", "iproute2"),
     ] {
         require_program(prog, pkg);
+    }
+    for (file, pkg) in [
+        ("/usr/share/OVMF/OVMF_CODE_4M.fd", "ovmf"),
+        ("/usr/lib/SYSLINUX.EFI/efi64/syslinux.efi", "syslinux-efi"),
+    ] {
+        assert!(
+            std::path::Path::new(file).is_file(),
+            "{file} is missing: apt-get install {pkg} (ci/setup does), or run ci/test"
+        );
     }
     let f = fixture();
     let cold = f.cold["snapshot"].as_str().unwrap().to_string();
@@ -46,6 +56,8 @@ fn vm_two_guests_boot_upgrade_and_roll_back() {
             "2",
             "--upgrade-to",
             &format!("minimal@{v2}"),
+            "--firmware",
+            "mixed",
             "--timeout",
             "300",
             "--json",
@@ -125,7 +137,14 @@ fn vm_two_guests_boot_upgrade_and_roll_back() {
                 c["name"].as_str().unwrap()
             })
             .collect();
+        let firmware = if b["guest"]["hostname"] == "node02" {
+            "uefi"
+        } else {
+            "bios"
+        };
+        assert_eq!(b["guest"]["firmware"], firmware, "{b:#}");
         for name in [
+            "firmware",
             "cmdline-snapshot",
             "hostname",
             "root-is-overlay",

@@ -4,6 +4,7 @@
 //! with the server honouring file permissions.
 
 use super::shell::Shell;
+use super::Firmware;
 use serde::Serialize;
 use std::path::Path;
 use std::time::Duration;
@@ -28,12 +29,31 @@ fn check(name: &'static str, ok: bool, detail: impl Into<String>) -> Check {
 
 /// Runs every check on one guest. `root` is the published root directory
 /// on the server (to prove a write in the guest did not reach it).
-pub fn run_checks(sh: &mut Shell, hostname: &str, snapshot: &str, root: &Path) -> Vec<Check> {
+pub fn run_checks(
+    sh: &mut Shell,
+    hostname: &str,
+    snapshot: &str,
+    root: &Path,
+    firmware: Firmware,
+) -> Vec<Check> {
     let mut out = Vec::new();
     let mut run = |cmd: &str| match sh.run(cmd, T) {
         Ok(o) => (o.status, o.text),
         Err(e) => (-1, format!("{e:#}")),
     };
+
+    // The kernel shows /sys/firmware/efi only when UEFI started it: proof
+    // that the guest came up through the loader its firmware asked for.
+    let want = match firmware {
+        Firmware::Bios => "bios",
+        Firmware::Uefi => "uefi",
+    };
+    let (st, text) = run("if [ -d /sys/firmware/efi ]; then echo uefi; else echo bios; fi");
+    out.push(check(
+        "firmware",
+        st == 0 && text.trim() == want,
+        format!("booted by {} (expected {want})", text.trim()),
+    ));
 
     let (st, text) = run("cat /proc/cmdline");
     out.push(check(

@@ -7,7 +7,10 @@
 
 use super::host::{die_with_parent, Netns, Proc};
 use super::shell::Shell;
-use super::{find_marker, phases, tail, Guest, GuestResult, Options, MARKER, QEMU, SEABIOS};
+use super::{
+    find_marker, phases, tail, Firmware, Guest, GuestResult, Options, MARKER, OVMF_CODE, OVMF_VARS,
+    QEMU, SEABIOS,
+};
 use crate::interrupt::interrupted;
 use crate::publish::{publish, rollback, PublishOptions, PublishReport, RollbackReport, Tree};
 use anyhow::{Context, Result};
@@ -66,7 +69,7 @@ impl Lab {
         let tree_path = work.path().join("tree");
         let tree = Tree::open(&tree_path)?;
         let tag = format!("cbt{}", std::process::id() % 100_000);
-        let guests = super::guests(opts.guests, work.path(), &tag);
+        let guests = super::guests(opts.guests, work.path(), &tag, opts.firmware);
         // A key for root on the guests, as an admin's own key would be:
         // regen puts it in each node's authorized_keys (see exec_over_ssh).
         let key = work.path().join("id_ed25519");
@@ -204,16 +207,41 @@ impl Lab {
         let shell_socket = self.work.path().join(format!("{}.ttyS1", g.hostname));
         let _ = fs::remove_file(&shell_socket);
         let out = fs::File::create(&qemu_log)?;
-        let child = die_with_parent(&mut self.ns.command(QEMU))
+        let mut cmd = self.ns.command(QEMU);
+        die_with_parent(&mut cmd)
             .args(["-accel", "tcg,thread=multi", "-cpu", "max"])
             .args(["-m", &self.opts.memory_mb.to_string()])
-            .args(["-nographic", "-display", "none", "-monitor", "none"])
-            .args(["-L", SEABIOS])
+            .args(["-nographic", "-display", "none", "-monitor", "none"]);
+        match g.firmware {
+            Firmware::Bios => {
+                cmd.args(["-L", SEABIOS]);
+            }
+            Firmware::Uefi => {
+                // A fresh variable store per power-on, as a node whose
+                // NVRAM holds nothing but the firmware's defaults.
+                let vars = self
+                    .work
+                    .path()
+                    .join(format!("{}.OVMF_VARS.fd", g.hostname));
+                fs::copy(OVMF_VARS, &vars)
+                    .with_context(|| format!("copying {OVMF_VARS} (apt-get install ovmf)"))?;
+                cmd.arg("-drive")
+                    .arg(format!(
+                        "if=pflash,format=raw,unit=0,readonly=on,file={OVMF_CODE}"
+                    ))
+                    .arg("-drive")
+                    .arg(format!(
+                        "if=pflash,format=raw,unit=1,file={}",
+                        vars.display()
+                    ));
+            }
+        }
+        let child = cmd
             .args([
                 "-netdev",
                 &format!("tap,id=n0,ifname={},script=no,downscript=no", g.tap),
             ])
-            .args(["-device", &self.opts.nic.device(&g.mac)])
+            .args(["-device", &self.opts.nic.device(&g.mac, g.firmware)])
             .args(["-boot", "n", "-no-reboot"])
             .arg("-serial")
             .arg(format!("file:{}", serial_log.display()))

@@ -42,6 +42,55 @@ pub const MARKER: &str = "COMPOSE-BOOTED";
 const QEMU: &str = "qemu-system-x86_64";
 const SEABIOS: &str = "/usr/share/seabios";
 const ROM_DIR: &str = "/usr/lib/ipxe/qemu";
+/// Debian's ovmf package: UEFI firmware code (read-only) and the pristine
+/// variable store each UEFI guest gets a copy of.
+const OVMF_CODE: &str = "/usr/share/OVMF/OVMF_CODE_4M.fd";
+const OVMF_VARS: &str = "/usr/share/OVMF/OVMF_VARS_4M.fd";
+
+/// A guest's firmware, which decides how it PXE-boots: SeaBIOS runs the
+/// NIC's iPXE ROM, which fetches pxelinux.0; OVMF runs the ROM's iPXE EFI
+/// driver, which asks DHCP as UEFI x64 (option 93 = 7) and fetches
+/// syslinux.efi. Both then read the same pxelinux.cfg entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Firmware {
+    Bios,
+    Uefi,
+}
+
+/// Which firmware the guests get: all the same, or mixed (odd-numbered
+/// guests BIOS, even-numbered UEFI), as in a cluster bought in two rounds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FirmwareChoice {
+    Bios,
+    Uefi,
+    Mixed,
+}
+
+impl FirmwareChoice {
+    pub fn parse(s: &str) -> Option<FirmwareChoice> {
+        match s {
+            "bios" => Some(FirmwareChoice::Bios),
+            "uefi" => Some(FirmwareChoice::Uefi),
+            "mixed" => Some(FirmwareChoice::Mixed),
+            _ => None,
+        }
+    }
+
+    /// The firmware of guest number `i` (1-based).
+    pub fn of(self, i: u32) -> Firmware {
+        match self {
+            FirmwareChoice::Bios => Firmware::Bios,
+            FirmwareChoice::Uefi => Firmware::Uefi,
+            FirmwareChoice::Mixed if i.is_multiple_of(2) => Firmware::Uefi,
+            FirmwareChoice::Mixed => Firmware::Bios,
+        }
+    }
+
+    fn any_uefi(self, guests: u32) -> bool {
+        (1..=guests).any(|i| self.of(i) == Firmware::Uefi)
+    }
+}
 
 /// The guest's network card (both boot with Debian's ipxe-qemu ROMs).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,21 +101,26 @@ pub enum Nic {
 }
 
 impl Nic {
-    fn device(self, mac: &str) -> String {
+    fn device(self, mac: &str, fw: Firmware) -> String {
+        let rom = self.rom(fw);
         match self {
-            Nic::E1000 => {
-                format!("e1000,netdev=n0,mac={mac},romfile={ROM_DIR}/pxe-e1000.rom")
+            Nic::E1000 => format!("e1000,netdev=n0,mac={mac},romfile={rom}"),
+            Nic::Virtio => {
+                format!("virtio-net-pci,disable-legacy=on,netdev=n0,mac={mac},romfile={rom}")
             }
-            Nic::Virtio => format!(
-                "virtio-net-pci,disable-legacy=on,netdev=n0,mac={mac},romfile={ROM_DIR}/pxe-virtio.rom"
-            ),
         }
     }
 
-    fn rom(self) -> String {
+    /// The option ROM: pxe-* for BIOS guests; efi-* (the same iPXE with
+    /// an EFI driver added) for UEFI guests.
+    fn rom(self, fw: Firmware) -> String {
+        let kind = match fw {
+            Firmware::Bios => "pxe",
+            Firmware::Uefi => "efi",
+        };
         match self {
-            Nic::E1000 => format!("{ROM_DIR}/pxe-e1000.rom"),
-            Nic::Virtio => format!("{ROM_DIR}/pxe-virtio.rom"),
+            Nic::E1000 => format!("{ROM_DIR}/{kind}-e1000.rom"),
+            Nic::Virtio => format!("{ROM_DIR}/{kind}-virtio.rom"),
         }
     }
 }
@@ -83,6 +137,7 @@ pub struct Options {
     /// Copy serial, QEMU and serve logs here (kept on success too).
     pub keep_logs: Option<PathBuf>,
     pub nic: Nic,
+    pub firmware: FirmwareChoice,
     pub memory_mb: u32,
     /// The compose binary to run `serve` with (normally the current one).
     pub compose_bin: PathBuf,
@@ -101,6 +156,7 @@ pub struct Guest {
     pub ip: String,
     pub tap: String,
     pub serial_log: PathBuf,
+    pub firmware: Firmware,
 }
 
 /// What became of one boot of one guest.
@@ -167,7 +223,7 @@ impl Report {
 }
 
 /// The guests' addressing: MAC 52:54:00:c0:00:NN, IP 10.78.0.(10+NN), nodeNN.
-pub fn guests(n: u32, dir: &Path, tag: &str) -> Vec<Guest> {
+pub fn guests(n: u32, dir: &Path, tag: &str, firmware: FirmwareChoice) -> Vec<Guest> {
     (1..=n)
         .map(|i| Guest {
             hostname: format!("node{i:02}"),
@@ -175,6 +231,7 @@ pub fn guests(n: u32, dir: &Path, tag: &str) -> Vec<Guest> {
             ip: format!("10.78.0.{}", 10 + i),
             tap: format!("{tag}t{i}"),
             serial_log: dir.join(format!("node{i:02}.serial.log")),
+            firmware: firmware.of(i),
         })
         .collect()
 }
@@ -261,7 +318,12 @@ pub fn boot_test(opts: &Options, mut progress: impl FnMut(&str)) -> Result<Repor
         bail!("{QEMU} is not installed: `apt-get install qemu-system-x86`");
     }
     host::require_file(SEABIOS, "seabios")?;
-    host::require_file(&opts.nic.rom(), "ipxe-qemu")?;
+    host::require_file(&opts.nic.rom(Firmware::Bios), "ipxe-qemu")?;
+    if opts.firmware.any_uefi(opts.guests) {
+        host::require_file(&opts.nic.rom(Firmware::Uefi), "ipxe-qemu")?;
+        host::require_file(OVMF_CODE, "ovmf")?;
+        host::require_file(OVMF_VARS, "ovmf")?;
+    }
     crate::interrupt::catch()?;
     scenario::run(opts, &mut progress)
 }
@@ -272,13 +334,17 @@ mod tests {
 
     #[test]
     fn guest_addressing() {
-        let g = guests(12, Path::new("/w"), "cbt1");
+        let g = guests(12, Path::new("/w"), "cbt1", FirmwareChoice::Mixed);
         assert_eq!(g[0].hostname, "node01");
         assert_eq!(g[0].mac, "52:54:00:c0:00:01");
         assert_eq!(g[0].ip, "10.78.0.11");
         assert_eq!(g[11].mac, "52:54:00:c0:00:0c");
         assert_eq!(g[11].ip, "10.78.0.22");
         assert_eq!(g[11].serial_log, Path::new("/w/node12.serial.log"));
+        assert_eq!(g[0].firmware, Firmware::Bios);
+        assert_eq!(g[1].firmware, Firmware::Uefi);
+        assert!(!FirmwareChoice::Mixed.any_uefi(1));
+        assert!(FirmwareChoice::Uefi.any_uefi(1));
         let nodes = render_nodes(&g[..2], "minimal");
         let parsed = crate::inventory::parse_nodes(&nodes, Path::new("nodes.toml")).unwrap();
         assert_eq!(parsed.len(), 2);

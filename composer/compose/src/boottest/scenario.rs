@@ -203,11 +203,12 @@ fn check_boot(lab: &mut Lab, i: usize, r: &mut GuestResult, progress: &mut dyn F
         .to_string();
     let root = lab.root_of(&snapshot);
     let hostname = r.guest.hostname.clone();
+    let firmware = r.guest.firmware;
     let all: Vec<String> = lab.guests.iter().map(|g| g.hostname.clone()).collect();
     let tree = lab.tree.path().to_path_buf();
     match lab.shell(i) {
         Ok(sh) => {
-            r.checks = run_checks(sh, &hostname, &snapshot, &root);
+            r.checks = run_checks(sh, &hostname, &snapshot, &root, firmware);
             r.checks
                 .extend(node_file_checks(sh, &hostname, &all, &tree));
         }

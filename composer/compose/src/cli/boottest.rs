@@ -1,7 +1,7 @@
 //! `compose boot-test`
 
 use anyhow::{Context, Result};
-use composer::boottest::{boot_test, Nic, Options};
+use composer::boottest::{boot_test, FirmwareChoice, Nic, Options};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
@@ -22,7 +22,9 @@ use std::time::Duration;
 /// compose.test-shell=ttyS1 to the kernel command lines it publishes):
 /// it runs the published snapshot, / is an overlay of the read-only NFS
 /// root and a tmpfs, a write lands in the tmpfs and not on the server,
-/// uid 65534 cannot read /etc/shadow while root can, machine-ids differ.
+/// uid 65534 cannot read /etc/shadow while root can, machine-ids differ,
+/// and it was started by the firmware it has (--firmware: BIOS guests boot
+/// pxelinux.0, UEFI guests syslinux.efi, both from the same entry).
 ///
 /// With --upgrade-to OTHER (another snapshot of the same image, 2+ guests):
 /// OTHER is published as generation 2, node01 is power-cycled into it while
@@ -39,11 +41,13 @@ use std::time::Duration;
 ///
 /// REFERENCE is IMAGE (its newest snapshot), IMAGE@sha256:..., a digest, or
 /// a recipe file (*.toml), which is built first (cached layers are hits).
-/// Needs root, qemu-system-x86, ipxe-qemu, seabios, pxelinux.
+/// Needs root, qemu-system-x86, ipxe-qemu, seabios, pxelinux, and for UEFI
+/// guests ovmf and syslinux-efi.
 ///
 /// Examples:
 ///     compose boot-test recipes/hpc-node.toml
 ///     compose boot-test minimal --guests 2 --keep-logs /tmp/boot
+///     compose boot-test minimal --guests 2 --firmware mixed
 ///     compose boot-test minimal@sha256:1f.. --guests 2 --upgrade-to minimal
 #[derive(clap::Args)]
 #[command(verbatim_doc_comment)]
@@ -62,6 +66,10 @@ pub struct Args {
     /// The guests' network card: e1000 or virtio.
     #[arg(long, default_value = "e1000", value_parser = ["e1000", "virtio"])]
     nic: String,
+    /// The guests' firmware: bios (SeaBIOS, pxelinux.0), uefi (OVMF,
+    /// syslinux.efi) or mixed (odd-numbered guests BIOS, even UEFI).
+    #[arg(long, default_value = "bios", value_parser = ["bios", "uefi", "mixed"])]
+    firmware: String,
     /// Guest memory in MiB.
     #[arg(long, default_value_t = 1024)]
     memory: u32,
@@ -105,6 +113,7 @@ pub fn run(store: &Path, args: Args) -> Result<ExitCode> {
         } else {
             Nic::E1000
         },
+        firmware: FirmwareChoice::parse(&args.firmware).unwrap_or(FirmwareChoice::Bios),
         memory_mb: args.memory,
         compose_bin: std::env::current_exe().context("finding the compose binary")?,
         checks: !args.no_checks,

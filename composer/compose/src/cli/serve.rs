@@ -15,9 +15,13 @@ const DEFAULT_NODES: &str = "/etc/compose/nodes.toml";
 /// Serve the published generations: DHCP, TFTP and NFS in one process.
 ///
 /// DHCP (port 67, bound to --interface) gives every node in the inventory
-/// its address and hostname and sends PXE clients to pxelinux.0 (with
-/// --proxy-dhcp it leaves addresses to the site's DHCP server and only
-/// answers PXE clients, on 67 and 4011). TFTP (port 69) serves ROOT/tftp,
+/// its address and hostname and sends PXE clients to their loader by
+/// firmware (option 93): BIOS to pxelinux.0, UEFI x64 to syslinux.efi; both
+/// read the same pxelinux.cfg entries (with --proxy-dhcp it leaves
+/// addresses to the site's DHCP server and only answers PXE clients, on 67
+/// and 4011). On its own network it also answers IPv6 router solicitations
+/// with an advertisement that configures nothing: iPXE otherwise waits
+/// ~15 s for an IPv6 router on every boot (ipv6_ra = false turns it off). TFTP (port 69) serves ROOT/tftp,
 /// confined to the publish tree. NFS (NFSv3, MOUNT and the portmapper on
 /// TCP port 111) exports every published root read-only at its own path.
 /// Per-MAC pxelinux entries are regenerated from the inventory at start.
@@ -26,7 +30,7 @@ const DEFAULT_NODES: &str = "/etc/compose/nodes.toml";
 ///
 /// Configuration: /etc/compose/serve.toml (keys: interface, server_ip,
 /// netmask, router, dns, domain, proxy_dhcp, lease_secs, nodes, tftp_port,
-/// nfs_port), overridden by flags. Inventory: /etc/compose/nodes.toml
+/// nfs_port, ipv6_ra), overridden by flags. Inventory: /etc/compose/nodes.toml
 /// ([[node]] hostname, mac, ip, image, generation, groups).
 #[derive(clap::Args)]
 #[command(verbatim_doc_comment)]

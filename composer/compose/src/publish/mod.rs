@@ -7,7 +7,8 @@
 //! chains/<chain id>/             extraction checkpoints (hard-link farms), see materialize.rs
 //! images/<image>/gen/<N>/        generation N: generation.json, pxelinux.cfg, vmlinuz, initrd.img
 //! images/<image>/current -> gen/N   the one symlink whose rename switches an image
-//! tftp/                          the TFTP root: pxelinux.0, ldlinux.c32, images -> ../images,
+//! tftp/                          the TFTP root: pxelinux.0 + ldlinux.c32 (BIOS), syslinux.efi +
+//!                                ldlinux.e64 (UEFI x64), images -> ../images,
 //!   pxelinux.cfg/default -> ../images/<image>/current/pxelinux.cfg
 //! tmp/                           scratch, swept under the lock
 //! ```
@@ -30,12 +31,19 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::{Instant, SystemTime};
 
-/// Where pxelinux.0 and ldlinux.c32 come from (Debian's pxelinux and
-/// syslinux-common packages).
-pub const BOOTLOADER: [(&str, &str); 2] = [
+/// The boot loaders copied into the TFTP root, from Debian's pxelinux,
+/// syslinux-common and syslinux-efi packages: pxelinux.0 for BIOS clients,
+/// syslinux.efi for UEFI x64 ones. Both read the same `pxelinux.cfg/`
+/// entries, so one entry per generation serves either firmware.
+pub const BOOTLOADER: [(&str, &str); 4] = [
     ("/usr/lib/PXELINUX/pxelinux.0", "pxelinux.0"),
     ("/usr/lib/syslinux/modules/bios/ldlinux.c32", "ldlinux.c32"),
+    ("/usr/lib/SYSLINUX.EFI/efi64/syslinux.efi", "syslinux.efi"),
+    ("/usr/lib/syslinux/modules/efi64/ldlinux.e64", "ldlinux.e64"),
 ];
+
+/// The TFTP path of the UEFI x64 loader (see [`BOOTLOADER`]).
+pub const EFI_X64_LOADER: &str = "syslinux.efi";
 
 /// One published generation of an image (images/<image>/gen/<N>/generation.json).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -348,13 +356,18 @@ fn write_generation(
     Ok(gen)
 }
 
-/// Copies the host's pxelinux.0 and ldlinux.c32 into the TFTP root when
-/// missing or different.
+/// Copies the host's boot loaders ([`BOOTLOADER`]) into the TFTP root when
+/// missing or different. All are read before any is written, so a host
+/// lacking one gets the install hint and an untouched tree.
 fn install_bootloader(tree: &Tree) -> Result<()> {
+    let mut loaders = Vec::with_capacity(BOOTLOADER.len());
     for (src, name) in BOOTLOADER {
         let bytes = fs::read(src).with_context(|| {
-            format!("reading {src}: install the boot loader with `apt-get install pxelinux syslinux-common`")
+            format!("reading {src}: install the boot loaders with `apt-get install pxelinux syslinux-common syslinux-efi`")
         })?;
+        loaders.push((name, bytes));
+    }
+    for (name, bytes) in loaders {
         let dst = tree.path.join("tftp").join(name);
         if fs::read(&dst).ok().as_deref() != Some(&bytes[..]) {
             atomic::write_file(&dst, &bytes)?;

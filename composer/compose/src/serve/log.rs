@@ -12,7 +12,7 @@
 
 use super::Event;
 use crate::inventory::Node;
-use compose_dhcp::{mac_string, DhcpEvent};
+use compose_dhcp::{mac_string, DhcpEvent, RaEvent};
 use compose_nfs::NfsEvent;
 use compose_tftp::TftpEvent;
 use std::collections::BTreeMap;
@@ -247,6 +247,29 @@ pub fn record(e: &Event, nodes: &NodeIndex, at: SystemTime) -> Record {
                 f.push(("peer", to.to_string()));
                 f.push(("error", error.clone()));
                 "dhcp.send_failed"
+            }
+        },
+        Event::Ra(r) => match r {
+            RaEvent::Started { interface } => {
+                f.push(("interface", interface.clone()));
+                "ra.started"
+            }
+            RaEvent::Advertised { to, mac } => {
+                if let Some(m) = mac {
+                    host_mac(&mut f, m);
+                }
+                f.push(("to", to.to_string()));
+                "ra.advert"
+            }
+            RaEvent::Unavailable { interface, error } => {
+                f.push(("interface", interface.clone()));
+                f.push(("error", error.clone()));
+                "ra.unavailable"
+            }
+            RaEvent::SendFailed { to, error } => {
+                f.push(("to", to.to_string()));
+                f.push(("error", error.clone()));
+                "ra.send_failed"
             }
         },
         Event::Tftp(t) => match t {

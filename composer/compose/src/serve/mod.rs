@@ -39,6 +39,11 @@ pub struct ServeConfig {
     pub nodes: Option<PathBuf>,
     pub tftp_port: Option<u16>,
     pub nfs_port: Option<u16>,
+    /// Answer IPv6 router solicitations with an advertisement that
+    /// configures nothing, so iPXE stops waiting ~15 s for an IPv6 router
+    /// (see compose_dhcp::ra). Default: on, except in proxyDHCP mode, where
+    /// the network is the site's.
+    pub ipv6_ra: Option<bool>,
 }
 
 pub fn load_config(path: &Path) -> Result<ServeConfig> {
@@ -69,6 +74,7 @@ pub enum Event {
     Dhcp(compose_dhcp::DhcpEvent),
     Tftp(compose_tftp::TftpEvent),
     Nfs(compose_nfs::NfsEvent),
+    Ra(compose_dhcp::RaEvent),
 }
 
 /// The first IPv4 address and netmask of `interface` (from `ip -j addr`).
@@ -133,7 +139,8 @@ fn dhcp_config(plan: &Plan) -> compose_dhcp::DhcpConfig {
         leases,
         boot: compose_dhcp::BootFiles {
             bios: "pxelinux.0".into(),
-            efi_x64: None,
+            // Installed by every publish (serve may start before the first).
+            efi_x64: Some(crate::publish::EFI_X64_LOADER.into()),
             ipxe: None,
         },
         next_server: plan.server_ip,
@@ -260,17 +267,42 @@ pub fn run(plan: Plan, mut on_log: impl FnMut(&log::Record) + Send + 'static) ->
             });
             let mode = if cfg.proxy { "proxyDHCP" } else { "DHCP" };
             let _ = ev_tx.send(Event::Started(format!(
-                "{mode} on {} ({}, {} static leases)",
+                "{mode} on {} ({}, {} static leases), boot files: BIOS {}, UEFI x64 {}",
                 plan.interface,
                 plan.server_ip,
-                cfg.leases.len()
+                cfg.leases.len(),
+                cfg.boot.bios,
+                cfg.boot.efi_x64.as_deref().unwrap_or("none")
             )));
+            for file in [cfg.boot.bios.as_str(), crate::publish::EFI_X64_LOADER] {
+                if !plan.tree.join("tftp").join(file).is_file() {
+                    let _ = ev_tx.send(Event::Started(format!(
+                        "warning: tftp/{file} is missing: clients asking for it fail until `compose publish` installs it"
+                    )));
+                }
+            }
             let stop = stopped(stop_rx.clone());
+            let proxy = cfg.proxy;
             tasks.spawn(async move {
                 compose_dhcp::serve(cfg, tx, stop)
                     .await
                     .context("dhcp server")
             });
+            if plan.config.ipv6_ra.unwrap_or(!proxy) {
+                let (tx, mut rx) = mpsc::unbounded_channel();
+                let fwd = ev_tx.clone();
+                tokio::spawn(async move {
+                    while let Some(e) = rx.recv().await {
+                        let _ = fwd.send(Event::Ra(e));
+                    }
+                });
+                let stop = stopped(stop_rx.clone());
+                let interface = plan.interface.clone();
+                tasks.spawn(async move {
+                    compose_dhcp::serve_ra(interface, tx, stop).await;
+                    Ok(())
+                });
+            }
         }
         drop(ev_tx);
         let logger = tokio::spawn(async move {
