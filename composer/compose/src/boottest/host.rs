@@ -64,6 +64,35 @@ impl Netns {
         Ok(ns)
     }
 
+    /// An empty namespace (loopback up) for another host on the guests'
+    /// network; [`Netns::plug_into`] connects it.
+    pub fn empty(name: &str) -> Result<Netns> {
+        run(Command::new("ip").args(["netns", "add", name]))
+            .context("creating a network namespace (needs root and iproute2)")?;
+        let ns = Netns {
+            name: name.to_string(),
+        };
+        run(Command::new("ip").args(["-n", name, "link", "set", "lo", "up"]))?;
+        Ok(ns)
+    }
+
+    /// Connects this namespace to `bridge` in `lab` through a veth pair
+    /// (`ifname` on this side, with `addr`/24).
+    pub fn plug_into(&self, lab: &Netns, bridge: &str, ifname: &str, addr: &str) -> Result<()> {
+        let peer = format!("{ifname}p");
+        run(Command::new("ip").args([
+            "-n", &lab.name, "link", "add", &peer, "type", "veth", "peer", "name", ifname, "netns",
+            &self.name,
+        ]))?;
+        let lab_ip = |args: &[&str]| run(Command::new("ip").args(["-n", &lab.name]).args(args));
+        lab_ip(&["link", "set", &peer, "master", bridge])?;
+        lab_ip(&["link", "set", &peer, "up"])?;
+        let ip = |args: &[&str]| run(Command::new("ip").args(["-n", &self.name]).args(args));
+        ip(&["addr", "add", &format!("{addr}/24"), "dev", ifname])?;
+        ip(&["link", "set", ifname, "up"])?;
+        Ok(())
+    }
+
     /// A command run inside the namespace.
     pub fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
         let mut c = Command::new("ip");

@@ -7,6 +7,7 @@
 
 use super::host::{die_with_parent, Netns, Proc};
 use super::shell::Shell;
+use super::site::SiteDhcp;
 use super::{
     find_marker, phases, tail, Firmware, Guest, GuestResult, Options, MARKER, OVMF_CODE, OVMF_VARS,
     QEMU, SEABIOS,
@@ -46,6 +47,7 @@ pub struct Expect {
 pub struct Lab {
     vms: Vec<Option<Vm>>,
     serve: Proc,
+    _site: Option<SiteDhcp>,
     bridge: String,
     ns: Netns,
     pub guests: Vec<Guest>,
@@ -103,9 +105,15 @@ impl Lab {
                 super::render_nodes(&guests, image)
             ),
         )?;
-        // An empty configuration: the host's /etc/compose/serve.toml must not leak in.
+        // Only what the test needs: the host's /etc/compose/serve.toml must not leak in.
         let config = work.path().join("serve.toml");
-        fs::write(&config, "# compose boot-test: everything from flags\n")?;
+        fs::write(
+            &config,
+            format!(
+                "# compose boot-test: everything else from flags\nproxy_dhcp = {}\n",
+                opts.proxy_dhcp
+            ),
+        )?;
 
         // Each guest's own files (hosts, ssh host key), as an admin's
         // `compose nodes regen` makes them: the initramfs unpacks them.
@@ -130,6 +138,16 @@ impl Lab {
         let taps: Vec<String> = guests.iter().map(|g| g.tap.clone()).collect();
         let bridge = format!("{tag}br");
         let ns = Netns::create(&tag, &bridge, &taps)?;
+        let site = if opts.proxy_dhcp {
+            let site = SiteDhcp::start(&tag, &ns, &bridge, &guests, work.path())?;
+            progress(&format!(
+                "the site's DHCP server (dnsmasq, addresses only) is up on {}",
+                super::site::SITE_IP
+            ));
+            Some(site)
+        } else {
+            None
+        };
         let serve_log = work.path().join("serve.log");
         let serve = spawn_serve(&ns, &opts.compose_bin, work.path(), &bridge, &serve_log)?;
         progress(&format!(
@@ -140,6 +158,7 @@ impl Lab {
             vms: guests.iter().map(|_| None).collect(),
             boots: vec![0; guests.len()],
             serve,
+            _site: site,
             bridge,
             ns,
             guests,
@@ -174,9 +193,10 @@ impl Lab {
     /// Publishes `snap` as the next generation (with the test shell on).
     pub fn publish(&self, snap: &SnapshotInfo) -> Result<PublishReport> {
         // nfsroot= without a server, as `compose publish` does by default:
-        // the initramfs mounts from the DHCP server (next-server).
+        // the initramfs mounts from the DHCP server. Not so behind a site's
+        // DHCP server: then the root names compose's host (--server).
         let opts = PublishOptions {
-            server: None,
+            server: self.opts.proxy_dhcp.then(|| super::SERVER_IP.to_string()),
             cmdline: if self.opts.checks {
                 vec![TEST_SHELL_ARG.to_string()]
             } else {

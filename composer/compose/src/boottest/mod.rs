@@ -24,6 +24,7 @@ mod lab;
 pub mod phases;
 mod scenario;
 pub mod shell;
+mod site;
 
 pub use checks::Check;
 pub use phases::Phases;
@@ -138,6 +139,9 @@ pub struct Options {
     pub keep_logs: Option<PathBuf>,
     pub nic: Nic,
     pub firmware: FirmwareChoice,
+    /// Addresses from a site DHCP server (dnsmasq on another namespace),
+    /// compose serve in proxyDHCP mode.
+    pub proxy_dhcp: bool,
     pub memory_mb: u32,
     /// The compose binary to run `serve` with (normally the current one).
     pub compose_bin: PathBuf,

@@ -2,7 +2,9 @@
 //! carry a timestamp and the node's hostname) plus the power-on and marker
 //! times boot-test took itself:
 //!
-//! - dhcp: power-on to the first DHCP ACK (firmware, iPXE's DHCP)
+//! - dhcp: power-on to the first DHCP ACK (firmware, iPXE's DHCP); behind a
+//!   site's DHCP server, whose ACKs compose does not see, to compose's
+//!   proxyDHCP boot offer instead
 //! - tftp: that ACK to the kernel transfer's start (pxelinux.0, ldlinux.c32,
 //!   the pxelinux entry)
 //! - kernel_initrd: the kernel and initrd transfers
@@ -58,7 +60,7 @@ pub fn phases(log: &str, host: &str, power_on: SystemTime, marker: Option<System
         }
         let file = f.get("file").map(String::as_str).unwrap_or_default();
         match f["event"].as_str() {
-            "dhcp.ack" if first_ack.is_none() => first_ack = Some(at),
+            "dhcp.ack" | "dhcp.proxy" if first_ack.is_none() => first_ack = Some(at),
             "tftp.start" if kernel_start.is_none() && file.ends_with("/vmlinuz") => {
                 kernel_start = Some(at)
             }

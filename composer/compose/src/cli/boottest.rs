@@ -42,12 +42,13 @@ use std::time::Duration;
 /// REFERENCE is IMAGE (its newest snapshot), IMAGE@sha256:..., a digest, or
 /// a recipe file (*.toml), which is built first (cached layers are hits).
 /// Needs root, qemu-system-x86, ipxe-qemu, seabios, pxelinux, and for UEFI
-/// guests ovmf and syslinux-efi.
+/// guests ovmf and syslinux-efi; --proxy-dhcp needs dnsmasq-base.
 ///
 /// Examples:
 ///     compose boot-test recipes/hpc-node.toml
 ///     compose boot-test minimal --guests 2 --keep-logs /tmp/boot
 ///     compose boot-test minimal --guests 2 --firmware mixed
+///     compose boot-test minimal --guests 2 --firmware mixed --proxy-dhcp
 ///     compose boot-test minimal@sha256:1f.. --guests 2 --upgrade-to minimal
 #[derive(clap::Args)]
 #[command(verbatim_doc_comment)]
@@ -70,6 +71,12 @@ pub struct Args {
     /// syslinux.efi) or mixed (odd-numbered guests BIOS, even UEFI).
     #[arg(long, default_value = "bios", value_parser = ["bios", "uefi", "mixed"])]
     firmware: String,
+    /// Boot behind a site DHCP server: dnsmasq, on a namespace of its own
+    /// on the guests' bridge, hands out the addresses (and nothing about
+    /// booting); compose serve runs in proxyDHCP mode and the published
+    /// root names compose's address (publish --server).
+    #[arg(long)]
+    proxy_dhcp: bool,
     /// Guest memory in MiB.
     #[arg(long, default_value_t = 1024)]
     memory: u32,
@@ -114,6 +121,7 @@ pub fn run(store: &Path, args: Args) -> Result<ExitCode> {
             Nic::E1000
         },
         firmware: FirmwareChoice::parse(&args.firmware).unwrap_or(FirmwareChoice::Bios),
+        proxy_dhcp: args.proxy_dhcp,
         memory_mb: args.memory,
         compose_bin: std::env::current_exe().context("finding the compose binary")?,
         checks: !args.no_checks,
