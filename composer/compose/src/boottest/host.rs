@@ -112,6 +112,36 @@ impl Drop for Netns {
     }
 }
 
+/// Waits until `ready` holds for the text of `log` (where `proc` announces
+/// it serves), failing with the log's end if `proc` exits first, `within`
+/// passes or the user interrupts.
+pub fn wait_ready(
+    proc: &mut Proc,
+    what: &str,
+    log: &Path,
+    within: Duration,
+    ready: impl Fn(&str) -> bool,
+) -> Result<()> {
+    let deadline = Instant::now() + within;
+    loop {
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        if ready(&text) {
+            return Ok(());
+        }
+        if let Some(st) = proc.exited() {
+            bail!("{what} exited ({st}):\n{}", super::tail(&text, 20));
+        }
+        if Instant::now() > deadline || crate::interrupt::interrupted() {
+            bail!(
+                "{what} did not start within {}s:\n{}",
+                within.as_secs(),
+                super::tail(&text, 20)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 /// A child process stopped on drop: SIGTERM, then SIGKILL after `grace`.
 pub struct Proc {
     pub child: Child,

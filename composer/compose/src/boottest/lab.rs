@@ -5,7 +5,7 @@
 //! Field order is drop order: guests are stopped first, then serve, then the
 //! namespace goes, then the scratch directory.
 
-use super::host::{die_with_parent, Netns, Proc};
+use super::host::{die_with_parent, wait_ready, Netns, Proc};
 use super::shell::Shell;
 use super::site::SiteDhcp;
 use super::{
@@ -514,21 +514,12 @@ fn spawn_serve(ns: &Netns, bin: &Path, work: &Path, bridge: &str, log: &Path) ->
             .context("starting compose serve")?,
         grace: Duration::from_secs(6),
     };
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let text = fs::read_to_string(log).unwrap_or_default();
-        if starts(&text) > before {
-            return Ok(serve);
-        }
-        if let Some(st) = serve.exited() {
-            anyhow::bail!("compose serve exited ({st}):\n{}", tail(&text, 20));
-        }
-        if Instant::now() > deadline || interrupted() {
-            anyhow::bail!(
-                "compose serve did not start within 30s:\n{}",
-                tail(&text, 20)
-            );
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_ready(
+        &mut serve,
+        "compose serve",
+        log,
+        Duration::from_secs(30),
+        |text| starts(text) > before,
+    )?;
+    Ok(serve)
 }

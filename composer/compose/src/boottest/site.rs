@@ -4,14 +4,13 @@
 //! booting, like the DHCP server of a network compose does not own. compose
 //! serve, in proxyDHCP mode, then adds only the boot information.
 
-use super::host::{die_with_parent, Netns, Proc};
-use super::{tail, Guest};
-use crate::interrupt::interrupted;
-use anyhow::{bail, Context, Result};
+use super::host::{die_with_parent, wait_ready, Netns, Proc};
+use super::Guest;
+use anyhow::{Context, Result};
 use std::fs;
 use std::path::Path;
 use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// The site server's address on the guests' network.
 pub const SITE_IP: &str = "10.78.0.2";
@@ -39,12 +38,19 @@ impl SiteDhcp {
         let log = work.join("site-dhcp.log");
         let out = fs::File::create(&log)?;
         let mut cmd = ns.command(DNSMASQ);
-        cmd.args(["--keep-in-foreground", "--conf-file=/dev/null", "--pid-file="])
-            .args(["--port=0", "--bind-interfaces", "--user=root"])
-            .arg(format!("--interface={ifname}"))
-            .arg("--dhcp-range=10.78.0.100,10.78.0.199,255.255.255.0,1h")
-            .arg(format!("--dhcp-leasefile={}", work.join("site.leases").display()))
-            .args(["--dhcp-authoritative", "--log-dhcp", "--log-facility=-"]);
+        cmd.args([
+            "--keep-in-foreground",
+            "--conf-file=/dev/null",
+            "--pid-file=",
+        ])
+        .args(["--port=0", "--bind-interfaces", "--user=root"])
+        .arg(format!("--interface={ifname}"))
+        .arg("--dhcp-range=10.78.0.100,10.78.0.199,255.255.255.0,1h")
+        .arg(format!(
+            "--dhcp-leasefile={}",
+            work.join("site.leases").display()
+        ))
+        .args(["--dhcp-authoritative", "--log-dhcp", "--log-facility=-"]);
         for g in guests {
             cmd.arg(format!("--dhcp-host={},{},{}", g.mac, g.ip, g.hostname));
         }
@@ -57,25 +63,16 @@ impl SiteDhcp {
                 .context("starting dnsmasq (apt-get install dnsmasq-base)")?,
             grace: Duration::from_secs(2),
         };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            let text = fs::read_to_string(&log).unwrap_or_default();
-            if text.contains("DHCP, IP range") {
-                return Ok(SiteDhcp {
-                    _proc: proc,
-                    _ns: ns,
-                });
-            }
-            if let Some(st) = proc.exited() {
-                bail!("the site's dnsmasq exited ({st}):\n{}", tail(&text, 20));
-            }
-            if Instant::now() > deadline || interrupted() {
-                bail!(
-                    "the site's dnsmasq did not start within 20s:\n{}",
-                    tail(&text, 20)
-                );
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        wait_ready(
+            &mut proc,
+            "the site's dnsmasq",
+            &log,
+            Duration::from_secs(20),
+            |text| text.contains("DHCP, IP range"),
+        )?;
+        Ok(SiteDhcp {
+            _proc: proc,
+            _ns: ns,
+        })
     }
 }
