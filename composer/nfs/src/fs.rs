@@ -18,6 +18,8 @@ use nix::errno::Errno;
 use nix::fcntl::{openat2, AtFlags, OFlag, OpenHow, ResolveFlag};
 use nix::sys::stat::{fstat, fstatat, FileStat, Mode};
 
+use crate::files::OpenFiles;
+use crate::sys;
 use crate::xdr::Enc;
 
 // nfsstat3 values (RFC 1813 section 2.6).
@@ -229,6 +231,8 @@ pub struct ExportFs {
     index: Mutex<Index>,
     walk_lock: Mutex<()>,
     listings: Mutex<HashMap<(u64, u64), Listing>>,
+    /// Descriptors of the files being read (see files.rs).
+    files: OpenFiles,
 }
 
 /// A directory's sorted entries, as of one state of the directory.
@@ -303,6 +307,7 @@ impl ExportFs {
             index: Mutex::new(Index::default()),
             walk_lock: Mutex::new(()),
             listings: Mutex::new(HashMap::new()),
+            files: OpenFiles::default(),
         })
     }
 
@@ -549,6 +554,39 @@ impl ExportFs {
         Ok(target.as_bytes().to_vec())
     }
 
+    /// The kept descriptor of a file being read, by handle alone: no path
+    /// is walked. `None` when it is not kept (or no longer that file).
+    pub fn kept_file(&self, h: &Handle) -> Option<(Arc<OwnedFd>, FileStat)> {
+        self.files.get((h.dev, h.ino))
+    }
+
+    /// A descriptor of the regular file `obj` (kept for the next READs)
+    /// and its current stat.
+    pub fn read_file(&self, obj: &Obj) -> Result<(Arc<OwnedFd>, FileStat), u32> {
+        match obj.st.st_mode & 0o170000 {
+            0o100000 => {}
+            0o040000 => return Err(NFS3ERR_ISDIR),
+            _ => return Err(NFS3ERR_INVAL),
+        }
+        let id = (obj.st.st_dev, obj.st.st_ino);
+        if let Some(kept) = self.files.get(id) {
+            return Ok(kept);
+        }
+        let fd = self
+            .open_beneath(
+                &obj.rel,
+                OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK | OFlag::O_NOCTTY,
+            )
+            .map_err(errno_stat)?;
+        let st = fstat(fd.as_fd()).map_err(errno_stat)?;
+        if (st.st_dev, st.st_ino) != id {
+            return Err(NFS3ERR_STALE);
+        }
+        let fd = Arc::new(fd);
+        self.files.insert(id, Arc::clone(&fd));
+        Ok((fd, st))
+    }
+
     /// pread of a regular file, appended to `out` (the reply being built,
     /// so a 1 MiB READ is copied once, by the kernel): (bytes, eof).
     pub fn read_into(
@@ -558,39 +596,22 @@ impl ExportFs {
         count: u32,
         out: &mut Vec<u8>,
     ) -> Result<(usize, bool), u32> {
-        match obj.st.st_mode & 0o170000 {
-            0o100000 => {}
-            0o040000 => return Err(NFS3ERR_ISDIR),
-            _ => return Err(NFS3ERR_INVAL),
-        }
-        let fd = self
-            .open_beneath(
-                &obj.rel,
-                OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK | OFlag::O_NOCTTY,
-            )
-            .map_err(errno_stat)?;
-        let st = fstat(fd.as_fd()).map_err(errno_stat)?;
-        if (st.st_dev, st.st_ino) != (obj.st.st_dev, obj.st.st_ino) {
-            return Err(NFS3ERR_STALE);
-        }
+        let (fd, st) = self.read_file(obj)?;
         let size = st.st_size.max(0) as u64;
         let want = u64::from(count).min(size.saturating_sub(offset)) as usize;
         let start = out.len();
-        out.resize(start + want, 0);
-        let mut got = 0;
-        while got < want {
-            let off = i64::try_from(offset + got as u64).map_err(|_| NFS3ERR_INVAL)?;
-            match nix::sys::uio::pread(fd.as_fd(), &mut out[start + got..], off) {
+        while out.len() - start < want {
+            let got = out.len() - start;
+            match sys::pread_append(&fd, out, want - got, offset + got as u64, false) {
                 Ok(0) => break,
-                Ok(n) => got += n,
-                Err(Errno::EINTR) => continue,
+                Ok(_) => {}
                 Err(e) => {
                     out.truncate(start);
-                    return Err(errno_stat(e));
+                    return Err(errno_stat(Errno::from_raw(e.raw_os_error().unwrap_or(0))));
                 }
             }
         }
-        out.truncate(start + got);
+        let got = out.len() - start;
         Ok((got, offset + got as u64 >= size))
     }
 

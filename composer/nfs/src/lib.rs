@@ -5,15 +5,23 @@
 //! - [`xdr`], [`rpc`]: the pure codec (ONC RPC, AUTH_UNIX, record marking).
 //! - [`perm`]: mode bits against the caller's credential.
 //! - `fs`: exports, stable file handles, the inode -> path index.
-//! - `proto`: the procedures; `server`: the TCP loop.
+//! - `proto`: the procedures; `fast`: READ answered without a thread
+//!   hop, from kept descriptors (`files`) and the page cache (`sys`).
+//! - `server`: the TCP loop, connections on per-CPU threads (`pool`),
+//!   replies written by `writer`.
 //!
 //! The library never prints: it reports [`NfsEvent`]s through a channel.
 
+mod fast;
+mod files;
 mod fs;
 pub mod perm;
+mod pool;
 mod proto;
 pub mod rpc;
 mod server;
+mod sys;
+mod writer;
 pub mod xdr;
 
 use std::net::SocketAddr;

@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::mpsc::UnboundedSender;
 
+use crate::fast::{read_result, Reply};
 use crate::fs::*;
 use crate::perm;
 use crate::rpc::{self, Call, Cred};
@@ -70,6 +71,11 @@ impl Ctx {
         map.get(&key).cloned()
     }
 
+    /// The export a handle names if it is open already (never reopens).
+    pub(crate) fn open_export_of(&self, key: u64) -> Option<Arc<ExportFs>> {
+        self.exports.lock().ok()?.get(&key).cloned()
+    }
+
     fn resolve(&self, fh: &[u8], peer: SocketAddr) -> Result<(Arc<ExportFs>, Obj), u32> {
         let h = Handle::decode(fh).ok_or(NFS3ERR_BADHANDLE)?;
         let ex = self.export_of(h.export).ok_or(NFS3ERR_STALE)?;
@@ -82,7 +88,11 @@ impl Ctx {
     }
 
     /// Answers one call; `None` means no reply at all (not a call).
-    pub fn handle(&self, record: &[u8], peer: SocketAddr) -> Option<Vec<u8>> {
+    pub fn handle(&self, record: &[u8], peer: SocketAddr) -> Option<Reply> {
+        self.answer(record, peer).map(Reply::bytes)
+    }
+
+    fn answer(&self, record: &[u8], peer: SocketAddr) -> Option<Vec<u8>> {
         let call = match rpc::parse_call(record) {
             Ok(c) => c,
             Err(e) => {
@@ -370,13 +380,12 @@ impl Ctx {
                 e.buf.reserve(128 + count as usize);
                 post_op(e, Some(&attr));
                 let at = e.len();
-                e.u32(0).bool(false).u32(0);
+                read_result(e, 0, false);
                 let (n, eof) = ex.read_into(obj, offset, count, &mut e.buf)?;
                 e.buf.resize(e.len() + pad(n), 0);
-                let n32 = (n as u32).to_be_bytes();
-                e.buf[at..at + 4].copy_from_slice(&n32);
-                e.buf[at + 4..at + 8].copy_from_slice(&u32::from(eof).to_be_bytes());
-                e.buf[at + 8..at + 12].copy_from_slice(&n32);
+                let mut fixed = Enc::with_capacity(12);
+                read_result(&mut fixed, n, eof);
+                e.buf[at..at + 12].copy_from_slice(&fixed.buf);
             }
             Args::ReadDir {
                 cookie,
@@ -484,7 +493,7 @@ impl Ctx {
     }
 }
 
-fn post_op(e: &mut Enc, a: Option<&Attr>) {
+pub(crate) fn post_op(e: &mut Enc, a: Option<&Attr>) {
     match a {
         Some(a) => {
             e.bool(true);

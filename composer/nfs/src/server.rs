@@ -1,6 +1,8 @@
-//! The TCP loop: one listener, one task per connection, calls answered
-//! concurrently on the blocking pool (file-system calls block), replies
-//! written back in completion order (RPC matches them by xid).
+//! The TCP loop: one listener, one task per connection on a per-CPU thread
+//! (pool.rs); READs that cannot block answered by the connection itself
+//! (fast.rs), other calls concurrently on the blocking pool (file-system
+//! calls block); replies written back in completion order (RPC matches
+//! them by xid) by writer.rs.
 
 use std::future::Future;
 use std::io::ErrorKind;
@@ -8,20 +10,22 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, BufReader};
+use tokio::net::tcp::OwnedReadHalf;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc::{self, UnboundedSender};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
+use crate::fast::Reply;
+use crate::pool::Pool;
 use crate::proto::Ctx;
-use crate::rpc::{fragment_header, frame, Reassembler, MAX_RECORD};
+use crate::rpc::{fragment_header, Reassembler, MAX_RECORD};
+use crate::writer::write_replies;
 use crate::{Export, ExportSource, NfsConfig, NfsError, NfsEvent, Source};
 
 /// Calls in flight per connection (the Linux client pipelines many).
 const IN_FLIGHT: usize = 32;
-/// Replies from this size on are written without copying them into a frame.
-const BIG_REPLY: usize = 64 * 1024;
 
 /// A bound server; [`NfsServer::run`] serves it.
 pub struct NfsServer {
@@ -65,6 +69,15 @@ impl NfsServer {
         let port = self.local_addr().port();
         let ctx = Arc::new(Ctx::new(self.source, port, events.clone()));
         let mut conns = JoinSet::new();
+        let pool = Pool::start().unwrap_or_else(|e| {
+            let message =
+                format!("starting connection threads: {e}; serving on the caller's runtime");
+            let _ = events.send(NfsEvent::Error {
+                peer: None,
+                message,
+            });
+            Pool::empty()
+        });
         tokio::pin!(shutdown);
         loop {
             tokio::select! {
@@ -72,7 +85,13 @@ impl NfsServer {
                 accepted = self.listener.accept() => match accepted {
                     Ok((stream, peer)) => {
                         let _ = stream.set_nodelay(true);
-                        conns.spawn(connection(Arc::clone(&ctx), stream, peer));
+                        // Moved to a pool thread, registered again there.
+                        match stream.into_std() {
+                            Ok(stream) => pool.spawn(&mut conns, connection(Arc::clone(&ctx), stream, peer)),
+                            Err(e) => {
+                                let _ = events.send(NfsEvent::Error { peer: Some(peer), message: format!("accept: {e}") });
+                            }
+                        }
                     }
                     Err(e) => {
                         let _ = events.send(NfsEvent::Error { peer: None, message: format!("accept: {e}") });
@@ -126,31 +145,57 @@ pub async fn serve_dynamic(
         .await
 }
 
-async fn connection(ctx: Arc<Ctx>, stream: TcpStream, peer: SocketAddr) {
-    let (mut rd, mut wr) = stream.into_split();
-    let (tx, mut rx) = mpsc::channel::<Vec<u8>>(IN_FLIGHT);
-    let writer = tokio::spawn(async move {
-        while let Some(reply) = rx.recv().await {
-            // Small replies are framed by copying (one write, one segment);
-            // a big READ reply gets its record mark written first rather
-            // than being copied behind it.
-            let sent = if reply.len() < BIG_REPLY {
-                wr.write_all(&frame(&reply)).await
-            } else {
-                let mark = (0x8000_0000 | reply.len() as u32).to_be_bytes();
-                match wr.write_all(&mark).await {
-                    Ok(()) => wr.write_all(&reply).await,
-                    Err(e) => Err(e),
-                }
-            };
-            if sent.is_err() {
-                break;
-            }
+async fn connection(ctx: Arc<Ctx>, stream: std::net::TcpStream, peer: SocketAddr) {
+    // Registered here, with the reactor of the thread it runs on.
+    let stream = match TcpStream::from_std(stream) {
+        Ok(s) => s,
+        Err(e) => {
+            let message = format!("registering the connection: {e}");
+            let _ = ctx.events.send(NfsEvent::Error {
+                peer: Some(peer),
+                message,
+            });
+            return;
         }
-    });
+    };
+    let (rd, wr) = stream.into_split();
+    let (tx, rx) = mpsc::channel::<Reply>(IN_FLIGHT);
+    let reader = read_calls(Arc::clone(&ctx), rd, peer, tx);
+    let writer = write_replies(wr, rx);
+    tokio::pin!(reader, writer);
+    // The reader ends at end of stream or on a bad record; its sender is
+    // dropped then, so the writer ends once every call in flight is
+    // answered. A writer ending first (client gone, or a reply it could not
+    // finish) ends both.
+    let error = tokio::select! {
+        r = &mut reader => {
+            let w = writer.await;
+            r.or(w)
+        }
+        w = &mut writer => w,
+    };
+    if let Some(message) = error {
+        let _ = ctx.events.send(NfsEvent::Error {
+            peer: Some(peer),
+            message,
+        });
+    }
+}
+
+/// Reads calls until end of stream; answers READs that cannot block itself
+/// (fast.rs) and everything else on the blocking pool, at most
+/// [`IN_FLIGHT`] at a time. `Some`: why the connection ended early.
+async fn read_calls(
+    ctx: Arc<Ctx>,
+    rd: OwnedReadHalf,
+    peer: SocketAddr,
+    tx: mpsc::Sender<Reply>,
+) -> Option<String> {
+    // Pipelined calls arrive several per segment: one read for them all.
+    let mut rd = BufReader::with_capacity(64 * 1024, rd);
     let limit = Arc::new(Semaphore::new(IN_FLIGHT));
     let mut reasm = Reassembler::default();
-    let error = loop {
+    loop {
         let mut mark = [0u8; 4];
         match rd.read_exact(&mut mark).await {
             Ok(_) => {}
@@ -161,25 +206,31 @@ async fn connection(ctx: Arc<Ctx>, stream: TcpStream, peer: SocketAddr) {
                     ErrorKind::UnexpectedEof | ErrorKind::ConnectionReset
                 ) =>
             {
-                break None
+                return None
             }
-            Err(e) => break Some(format!("read: {e}")),
+            Err(e) => return Some(format!("read: {e}")),
         }
         let (last, len) = fragment_header(mark);
         if len > MAX_RECORD {
-            break Some(format!("fragment of {len} bytes"));
+            return Some(format!("fragment of {len} bytes"));
         }
         let mut frag = vec![0u8; len];
         if let Err(e) = rd.read_exact(&mut frag).await {
-            break Some(format!("read: {e}"));
+            return Some(format!("read: {e}"));
         }
         let record = match reasm.push(last, &frag) {
             Ok(Some(r)) => r,
             Ok(None) => continue,
-            Err(e) => break Some(e.to_string()),
+            Err(e) => return Some(e.to_string()),
         };
+        if let Some(reply) = ctx.try_read(&record, peer) {
+            if tx.send(reply).await.is_err() {
+                return None;
+            }
+            continue;
+        }
         let Ok(permit) = Arc::clone(&limit).acquire_owned().await else {
-            break None;
+            return None;
         };
         let (ctx, tx) = (Arc::clone(&ctx), tx.clone());
         tokio::task::spawn_blocking(move || {
@@ -188,13 +239,5 @@ async fn connection(ctx: Arc<Ctx>, stream: TcpStream, peer: SocketAddr) {
             }
             drop(permit);
         });
-    };
-    if let Some(message) = error {
-        let _ = ctx.events.send(NfsEvent::Error {
-            peer: Some(peer),
-            message,
-        });
     }
-    drop(tx);
-    let _ = writer.await;
 }
