@@ -554,6 +554,12 @@ impl ExportFs {
         Ok(target.as_bytes().to_vec())
     }
 
+    /// Whether `client` may use this export (an empty list: anyone), as
+    /// [`crate::Export::allows`] decides for the configured export.
+    pub fn allows(&self, client: std::net::IpAddr) -> bool {
+        self.clients.is_empty() || self.clients.contains(&client)
+    }
+
     /// The kept descriptor of a file being read, by handle alone: no path
     /// is walked. `None` when it is not kept (or no longer that file).
     pub fn kept_file(&self, h: &Handle) -> Option<(Arc<OwnedFd>, FileStat)> {

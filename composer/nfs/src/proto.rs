@@ -80,7 +80,7 @@ impl Ctx {
         let h = Handle::decode(fh).ok_or(NFS3ERR_BADHANDLE)?;
         let ex = self.export_of(h.export).ok_or(NFS3ERR_STALE)?;
         // A private export's handles are no use to other clients either.
-        if !ex.clients.is_empty() && !ex.clients.contains(&peer.ip()) {
+        if !ex.allows(peer.ip()) {
             return Err(NFS3ERR_ACCES);
         }
         let obj = ex.resolve(&h)?;
