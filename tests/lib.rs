@@ -4,6 +4,8 @@
 //! the Debian mirror), later `netns_` and `vm_`. A test whose prerequisite
 //! is missing fails and says how to run it; nothing skips silently.
 
+pub mod netns;
+
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};

@@ -3,6 +3,7 @@
 //! One cold build of recipes/minimal.toml is shared by every test (it takes
 //! a minute or two); each test then builds or publishes variations of it.
 
+mod attack;
 mod boot;
 mod build;
 mod publish;

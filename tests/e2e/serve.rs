@@ -4,125 +4,19 @@
 //! permissions honoured).
 
 use super::*;
+use compose_e2e::netns::*;
 use compose_e2e::*;
 use std::fs;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::path::PathBuf;
+use std::process::Command;
 
-/// Two namespaces joined by a veth pair; removed (with the pair) on drop.
-struct Net {
-    srv: String,
-    cli: String,
-    srv_if: String,
-    cli_if: String,
-}
-
-impl Net {
-    fn new(tag: &str) -> Net {
-        let id = std::process::id() % 100_000;
-        let n = Net {
-            srv: format!("cs-srv-{tag}-{id}"),
-            cli: format!("cs-cli-{tag}-{id}"),
-            srv_if: format!("vs{tag}{id}"),
-            cli_if: format!("vc{tag}{id}"),
-        };
-        for ns in [&n.srv, &n.cli] {
-            sh(&["ip", "netns", "add", ns]);
-            sh(&["ip", "-n", ns, "link", "set", "lo", "up"]);
-        }
-        sh(&[
-            "ip", "link", "add", &n.srv_if, "netns", &n.srv, "type", "veth", "peer", "name",
-            &n.cli_if, "netns", &n.cli,
-        ]);
-        sh(&[
-            "ip",
-            "-n",
-            &n.cli,
-            "link",
-            "set",
-            &n.cli_if,
-            "address",
-            "52:54:00:77:00:01",
-        ]);
-        sh(&[
-            "ip",
-            "-n",
-            &n.srv,
-            "addr",
-            "add",
-            "10.77.0.1/24",
-            "dev",
-            &n.srv_if,
-        ]);
-        sh(&["ip", "-n", &n.srv, "link", "set", &n.srv_if, "up"]);
-        sh(&["ip", "-n", &n.cli, "link", "set", &n.cli_if, "up"]);
-        n
-    }
-
-    fn in_cli(&self, args: &[&str]) -> std::process::Output {
-        Command::new("ip")
-            .args(["netns", "exec", &self.cli])
-            .args(args)
-            .output()
-            .unwrap()
-    }
-}
-
-impl Drop for Net {
-    fn drop(&mut self) {
-        for ns in [&self.srv, &self.cli] {
-            let _ = Command::new("ip").args(["netns", "del", ns]).status();
-        }
-    }
-}
-
-fn sh(args: &[&str]) {
-    let out = Command::new(args[0]).args(&args[1..]).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// The serve process; SIGKILLed on drop if a test failed before stopping it.
-struct Serve(Child);
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn wait_for(path: &Path, needle: &str, secs: u64) -> String {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    loop {
-        let text = fs::read_to_string(path).unwrap_or_default();
-        if text.contains(needle) {
-            return text;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "waited {secs}s for {needle:?} in:\n{text}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-#[test]
-fn netns_serve_dhcp_tftp_nfs_with_real_clients() {
-    for (prog, pkg) in [
-        ("busybox", "busybox"),
-        ("tftp", "tftp-hpa"),
-        ("nfs-cat", "libnfs-utils"),
-        ("nfs-ls", "libnfs-utils"),
-    ] {
-        require_program(prog, pkg);
-    }
+/// A scratch publish tree holding the fixture's cold build as minimal/1,
+/// and an inventory with one node (node01, 52:54:00:77:00:01, 10.77.0.11).
+/// Returns (scratch dir, tree, the root's path, inventory path).
+pub fn published_tree(prefix: &str) -> (tempfile::TempDir, PathBuf, PathBuf, PathBuf) {
     let f = fixture();
     let dir = tempfile::Builder::new()
-        .prefix("compose-serve-")
+        .prefix(prefix)
         .tempdir_in("/var/tmp")
         .unwrap();
     let tree = dir.path().join("tree");
@@ -147,28 +41,25 @@ fn netns_serve_dhcp_tftp_nfs_with_real_clients() {
         "[[node]]\nhostname = \"node01\"\nmac = \"52:54:00:77:00:01\"\nip = \"10.77.0.11\"\nimage = \"minimal\"\ngroups = [\"compute\"]\n",
     )
     .unwrap();
+    (dir, tree, root, nodes)
+}
 
+#[test]
+fn netns_serve_dhcp_tftp_nfs_with_real_clients() {
+    for (prog, pkg) in [
+        ("busybox", "busybox"),
+        ("tftp", "tftp-hpa"),
+        ("nfs-cat", "libnfs-utils"),
+        ("nfs-ls", "libnfs-utils"),
+    ] {
+        require_program(prog, pkg);
+    }
+    let f = fixture();
+    let snapshot = f.cold["snapshot"].as_str().unwrap();
+    let (dir, tree, root, nodes) = published_tree("compose-serve-");
     let net = Net::new("s");
     let log = dir.path().join("serve.log");
-    let serve = Serve(
-        Command::new("ip")
-            .args(["netns", "exec", &net.srv])
-            .arg(compose_bin())
-            .args([
-                "--root",
-                tree.to_str().unwrap(),
-                "serve",
-                "--interface",
-                &net.srv_if,
-            ])
-            .arg("--nodes")
-            .arg(&nodes)
-            .stdout(Stdio::null())
-            .stderr(Stdio::from(fs::File::create(&log).unwrap()))
-            .spawn()
-            .unwrap(),
-    );
-    wait_for(&log, "DHCP on", 20);
+    let serve = Serve::start(&net, &tree, &nodes, &[], &log);
 
     // DHCP: the static lease, hostname and PXE boot file, from busybox udhcpc.
     let script = dir.path().join("udhcpc.sh");
@@ -220,16 +111,7 @@ fn netns_serve_dhcp_tftp_nfs_with_real_clients() {
             "udhcpc env lacks {want}:\n{env}"
         );
     }
-    sh(&[
-        "ip",
-        "-n",
-        &net.cli,
-        "addr",
-        "add",
-        "10.77.0.11/24",
-        "dev",
-        &net.cli_if,
-    ]);
+    net.client_address("10.77.0.11/24");
 
     // TFTP: the boot loader, the node's per-MAC entry and the kernel, all
     // reached through the publish tree's symlinks.
@@ -291,20 +173,7 @@ fn netns_serve_dhcp_tftp_nfs_with_real_clients() {
     );
 
     // SIGTERM: a clean, bounded stop; the log names the lease, transfers and mount.
-    let mut serve = serve;
-    // SAFETY: kill(2) on the child we spawned.
-    unsafe { libc::kill(serve.0.id() as i32, libc::SIGTERM) };
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let status = loop {
-        if let Some(st) = serve.0.try_wait().unwrap() {
-            break st;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "compose serve did not stop on SIGTERM"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let status = serve.stop();
     let text = fs::read_to_string(&log).unwrap();
     assert!(status.success(), "serve exited with {status}:\n{text}");
     // One logfmt line per step, naming the node, the generation and the snapshot.

@@ -1,0 +1,1 @@
+//! Attacks: listen (see SECURITY.md).

@@ -1,0 +1,1 @@
+//! Attacks: nfs (see SECURITY.md).

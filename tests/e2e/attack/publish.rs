@@ -1,0 +1,1 @@
+//! Attacks: publish (see SECURITY.md).

@@ -1,0 +1,1 @@
+//! Attacks: tftp (see SECURITY.md).
