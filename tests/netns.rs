@@ -176,3 +176,75 @@ pub fn wait_for(path: &Path, needle: &str, secs: u64) -> String {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+/// A second network of the server (a "site LAN"): its own namespace joined
+/// to the server's by another veth pair, server 10.79.0.1/24, site host
+/// 10.79.0.2/24, with a route to the boot network through the server (as a
+/// site host that knows the boot subnet would have). Removed on drop.
+pub struct Site {
+    pub ns: String,
+}
+
+impl Site {
+    pub fn new(net: &Net, tag: &str) -> Site {
+        let id = std::process::id() % 100_000;
+        let site = Site {
+            ns: format!("cs-site-{tag}-{id}"),
+        };
+        let (srv_if, site_if) = (format!("ws{tag}{id}"), format!("wc{tag}{id}"));
+        sh(&["ip", "netns", "add", &site.ns]);
+        sh(&["ip", "-n", &site.ns, "link", "set", "lo", "up"]);
+        sh(&[
+            "ip", "link", "add", &srv_if, "netns", &net.srv, "type", "veth", "peer", "name",
+            &site_if, "netns", &site.ns,
+        ]);
+        sh(&[
+            "ip",
+            "-n",
+            &net.srv,
+            "addr",
+            "add",
+            "10.79.0.1/24",
+            "dev",
+            &srv_if,
+        ]);
+        sh(&[
+            "ip",
+            "-n",
+            &site.ns,
+            "addr",
+            "add",
+            "10.79.0.2/24",
+            "dev",
+            &site_if,
+        ]);
+        sh(&["ip", "-n", &net.srv, "link", "set", &srv_if, "up"]);
+        sh(&["ip", "-n", &site.ns, "link", "set", &site_if, "up"]);
+        sh(&[
+            "ip",
+            "-n",
+            &site.ns,
+            "route",
+            "add",
+            "10.77.0.0/24",
+            "via",
+            "10.79.0.1",
+        ]);
+        site
+    }
+
+    /// Runs `args` in the site namespace.
+    pub fn run(&self, args: &[&str]) -> Output {
+        Command::new("ip")
+            .args(["netns", "exec", &self.ns])
+            .args(args)
+            .output()
+            .unwrap()
+    }
+}
+
+impl Drop for Site {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.ns]).status();
+    }
+}

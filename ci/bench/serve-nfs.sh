@@ -46,7 +46,7 @@ EOF
 nfs_start() {
   case $1 in
     # MOUNT and NFS share compose's one port.
-    compose) compose_serve tcp 2049 --no-dhcp --no-tftp --nfs-port 2049; mnt=2049 ;;
+    compose) compose_serve tcp 2049 --no-dhcp --no-tftp --nfs-port 2049 --server-ip 127.0.0.1; mnt=2049 ;;
     # ganesha exits if rpcbind is not answering yet (a loaded host): wait
     # for its socket (start gives up after 10 s and shows the log).
     ganesha) start ganesha tcp 2049 sh -c "mount -t tmpfs none /run && mkdir /run/rpcbind && { rpcbind -f -w & } &&

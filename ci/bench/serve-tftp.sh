@@ -25,7 +25,7 @@ clients=${CLIENTS:-50}
 
 tftp_start() {
   case $1 in
-    compose) compose_serve udp 69 --no-dhcp --no-nfs ;;
+    compose) compose_serve udp 69 --no-dhcp --no-nfs --server-ip 127.0.0.1 ;;
     tftpd-hpa) start tftpd-hpa udp 69 in.tftpd -L -s "$tree/tftp" ;;
     # --tftp-max: dnsmasq's default cap is 50 transfers; compose's is 1024.
     dnsmasq) start dnsmasq udp 69 dnsmasq -k --conf-file=/dev/null --pid-file= --port=0 \

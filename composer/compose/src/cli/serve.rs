@@ -4,7 +4,8 @@ use anyhow::{bail, Result};
 use composer::inventory::load_nodes;
 use composer::publish::Tree;
 use composer::serve::{
-    interface_address, load_config, log::Record, regen_pxelinux_links, run, Plan, ServeConfig,
+    harden, interface_address, load_config, log::Record, regen_pxelinux_links, run, Plan,
+    ServeConfig,
 };
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -23,7 +24,12 @@ const DEFAULT_NODES: &str = "/etc/compose/nodes.toml";
 /// with an advertisement that configures nothing: iPXE otherwise waits
 /// ~15 s for an IPv6 router on every boot (ipv6_ra = false turns it off). TFTP (port 69) serves ROOT/tftp,
 /// confined to the publish tree. NFS (NFSv3, MOUNT and the portmapper on
-/// TCP port 111) exports every published root read-only at its own path.
+/// TCP port 111) exports every published root read-only at its own path,
+/// to reserved source ports only (as knfsd's `secure`). Every service
+/// listens on the boot network's address only (--server-ip, default the
+/// interface's address). At start the descriptor limit is raised to the
+/// hard limit and every capability but CAP_NET_BIND_SERVICE, CAP_NET_RAW
+/// and CAP_DAC_READ_SEARCH is dropped.
 /// Per-MAC pxelinux entries are regenerated from the inventory at start.
 /// Stops cleanly on SIGINT or SIGTERM. Every lease, transfer and mount is
 /// logged to stderr.
@@ -57,6 +63,11 @@ pub struct Args {
     tftp_port: Option<u16>,
     #[arg(long)]
     nfs_port: Option<u16>,
+    /// The address every service binds to (default: --interface's first
+    /// IPv4 address). Nothing listens on other addresses, so a server on
+    /// several networks serves only the boot network.
+    #[arg(long)]
+    server_ip: Option<std::net::Ipv4Addr>,
 }
 
 pub fn run_cli(root: &Path, args: Args) -> Result<ExitCode> {
@@ -69,6 +80,7 @@ pub fn run_cli(root: &Path, args: Args) -> Result<ExitCode> {
     config.proxy_dhcp |= args.proxy_dhcp;
     config.tftp_port = args.tftp_port.or(config.tftp_port);
     config.nfs_port = args.nfs_port.or(config.nfs_port);
+    config.server_ip = args.server_ip.or(config.server_ip);
     let nodes_path = args.nodes.clone().or(config.nodes.clone()).or_else(|| {
         Path::new(DEFAULT_NODES)
             .exists()
@@ -86,11 +98,27 @@ pub fn run_cli(root: &Path, args: Args) -> Result<ExitCode> {
             (ip.unwrap_or(found), config.netmask.unwrap_or(mask))
         }
         (None, _) if dhcp => bail!("DHCP needs an interface: pass --interface IF (or --no-dhcp)"),
-        (None, ip) => (
-            ip.unwrap_or(std::net::Ipv4Addr::UNSPECIFIED),
-            config.netmask.unwrap_or([255, 255, 255, 0].into()),
+        (None, Some(ip)) => (ip, config.netmask.unwrap_or([255, 255, 255, 0].into())),
+        (None, None) => bail!(
+            "compose serve binds every service to the boot network's address only: pass \
+             --interface IF or --server-ip IP (or set interface/server_ip in serve.toml)"
         ),
     };
+    if server_ip.is_unspecified() {
+        bail!("server_ip 0.0.0.0 would serve every network: give the boot network's address");
+    }
+    // Before the runtime starts any thread (capabilities are per thread).
+    let nofile = harden::raise_fd_limit()?;
+    let kept = harden::drop_capabilities()?;
+    eprintln!(
+        "compose serve: every service bound to {server_ip}; {nofile} file descriptors; \
+         capabilities kept: {}",
+        if kept.is_empty() {
+            "none".to_string()
+        } else {
+            kept.join(",")
+        }
+    );
     let tree = Tree::open(root)?;
     let links = regen_pxelinux_links(&tree, &nodes)?;
     eprintln!(

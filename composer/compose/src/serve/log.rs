@@ -53,8 +53,24 @@ impl fmt::Display for Record {
     }
 }
 
-/// logfmt quoting: bare when safe, else a double-quoted Rust-style escape.
+/// The longest value a line carries, in characters. Values come from
+/// clients (file names, hostnames, error texts): without a cap one request
+/// could write kilobytes per line into the journal.
+pub const MAX_VALUE: usize = 200;
+
+/// logfmt quoting: bare when safe, else a double-quoted Rust-style escape
+/// (control characters, quotes and non-ASCII escaped, so a client cannot
+/// forge a line or a field). Values over [`MAX_VALUE`] characters are cut,
+/// marked with `...(N more bytes)`.
 fn quote(v: &str) -> String {
+    let cut;
+    let v = match v.char_indices().nth(MAX_VALUE) {
+        Some((at, _)) => {
+            cut = format!("{}...({} more bytes)", &v[..at], v.len() - at);
+            cut.as_str()
+        }
+        None => v,
+    };
     let bare = !v.is_empty()
         && v.chars()
             .all(|c| c.is_ascii_graphic() && c != '"' && c != '=' && c != '\\');
@@ -438,6 +454,30 @@ mod tests {
         assert_eq!(back["empty"], "");
         assert_eq!(back["t"], "1970-01-01T00:00:00.000Z");
         assert!(parse_line("compose serve: stopped").is_none());
+    }
+
+    #[test]
+    fn client_strings_are_capped_and_cannot_forge_lines() {
+        let long = "A".repeat(60_000);
+        let r = Record {
+            at: UNIX_EPOCH,
+            event: "tftp.refused",
+            fields: vec![
+                ("file", long),
+                ("host", "x\nt=1970 event=dhcp.ack host=node01".into()),
+            ],
+        };
+        let line = r.to_string();
+        assert!(line.len() < 400, "{} bytes", line.len());
+        assert!(!line.contains('\n'), "{line}");
+        let back = parse_line(&line).unwrap();
+        assert_eq!(
+            back["file"],
+            format!("{}...(59800 more bytes)", "A".repeat(200))
+        );
+        // The newline stays escaped: the field is one value, not a new line.
+        assert_eq!(back["host"], r"x\nt=1970 event=dhcp.ack host=node01");
+        assert_eq!(back["event"], "tftp.refused");
     }
 
     #[test]

@@ -8,6 +8,7 @@
 //! every mount so new generations appear without a restart. Per-MAC pxelinux
 //! entries are regenerated from the inventory at start.
 
+pub mod harden;
 pub mod log;
 pub mod status;
 
@@ -182,20 +183,22 @@ fn exports(tree: &Path, nodes: &[(String, std::net::IpAddr)]) -> Vec<compose_nfs
 /// kept in `TREE/state/boots.json` for `compose status`.
 pub fn run(plan: Plan, mut on_log: impl FnMut(&log::Record) + Send + 'static) -> Result<()> {
     let index = log::NodeIndex::new(&plan.nodes);
-    let mut boots = status::load(&plan.tree).unwrap_or_default();
-    let tree = plan.tree.clone();
-    let mut on_event = move |e: Event| {
-        let r = log::record(&e, &index, std::time::SystemTime::now());
-        if boots.observe(&r) {
-            if let Err(err) = boots.save(&tree) {
-                on_log(&log::Record {
-                    at: r.at,
-                    event: "serve.status_failed",
-                    fields: vec![("error", format!("{err:#}"))],
-                });
-            }
+    let mut boots = status::Saver::new(&plan.tree, status::load(&plan.tree).unwrap_or_default());
+    // Every event is logged; the boot record is saved at most once a second
+    // (a storm of ACKs must not become a storm of rewrites), and on a tick
+    // and at stop so the last step is never lost.
+    let mut on_event = move |e: Option<Event>, now: std::time::Instant| {
+        let r = e.map(|e| log::record(&e, &index, std::time::SystemTime::now()));
+        if let Err(err) = boots.observe(r.as_ref(), now) {
+            on_log(&log::Record {
+                at: std::time::SystemTime::now(),
+                event: "serve.status_failed",
+                fields: vec![("error", format!("{err:#}"))],
+            });
         }
-        on_log(&r);
+        if let Some(r) = &r {
+            on_log(r);
+        }
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -210,7 +213,7 @@ pub fn run(plan: Plan, mut on_log: impl FnMut(&log::Record) + Send + 'static) ->
         let mut tasks = tokio::task::JoinSet::new();
         if plan.nfs {
             let port = plan.config.nfs_port.unwrap_or(111);
-            let bind = SocketAddr::from((Ipv4Addr::UNSPECIFIED, port));
+            let bind = SocketAddr::from((plan.server_ip, port));
             let tree = plan.tree.clone();
             let private: Vec<(String, std::net::IpAddr)> = plan
                 .nodes
@@ -238,7 +241,7 @@ pub fn run(plan: Plan, mut on_log: impl FnMut(&log::Record) + Send + 'static) ->
             let port = plan.config.tftp_port.unwrap_or(69);
             let mut cfg = compose_tftp::TftpConfig::new(
                 plan.tree.join("tftp"),
-                SocketAddr::from((Ipv4Addr::UNSPECIFIED, port)),
+                SocketAddr::from((plan.server_ip, port)),
             );
             cfg.confine = plan.tree.clone();
             let (server, addr) = compose_tftp::TftpServer::bind(cfg).await?;
@@ -305,10 +308,24 @@ pub fn run(plan: Plan, mut on_log: impl FnMut(&log::Record) + Send + 'static) ->
             }
         }
         drop(ev_tx);
+        let (flush_tx, mut flush_rx) = tokio::sync::oneshot::channel::<()>();
         let logger = tokio::spawn(async move {
-            while let Some(e) = ev_rx.recv().await {
-                on_event(e);
+            let mut tick = tokio::time::interval(status::SAVE_EVERY);
+            loop {
+                tokio::select! {
+                    e = ev_rx.recv() => match e {
+                        Some(e) => on_event(Some(e), std::time::Instant::now()),
+                        None => break,
+                    },
+                    _ = tick.tick() => on_event(None, std::time::Instant::now()),
+                    _ = &mut flush_rx => break,
+                }
             }
+            // Whatever is still queued, then the last save.
+            while let Ok(e) = ev_rx.try_recv() {
+                on_event(Some(e), std::time::Instant::now());
+            }
+            on_event(None, std::time::Instant::now() + status::SAVE_EVERY);
         });
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
         let result = tokio::select! {
@@ -330,7 +347,13 @@ pub fn run(plan: Plan, mut on_log: impl FnMut(&log::Record) + Send + 'static) ->
             Ok(())
         };
         let drained = tokio::time::timeout(std::time::Duration::from_secs(5), drain).await;
-        logger.abort();
+        let _ = flush_tx.send(());
+        if tokio::time::timeout(std::time::Duration::from_secs(2), logger)
+            .await
+            .is_err()
+        {
+            eprintln!("compose serve: the log did not drain within 2 s");
+        }
         result?;
         drained.context("servers did not stop within 5 s")?
     })

@@ -3,8 +3,9 @@
 //! generation whose kernel and initrd it fetched, and the snapshot it
 //! mounted, each with a time.
 //!
-//! The file is rewritten (temp + rename) after each boot step of an
-//! inventory node. It is not fsynced: losing the last second of status on a
+//! The file is rewritten (temp + rename) at most once a second while boot
+//! steps of inventory nodes arrive ([`Saver`]): a storm of hundreds of ACKs
+//! a second must not become as many rewrites. It is not fsynced: losing the last second of status on a
 //! power cut is fine, and a boot storm of hundreds of nodes must not queue
 //! behind fsyncs.
 
@@ -13,6 +14,7 @@ use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 /// One node's last boot as the servers saw it. Times are RFC 3339 (UTC).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -102,10 +104,51 @@ impl Boots {
     }
 }
 
+/// How often the record may be rewritten.
+pub const SAVE_EVERY: Duration = Duration::from_secs(1);
+
+/// The record and when it was last written: changes are saved at most once
+/// per [`SAVE_EVERY`].
+pub struct Saver {
+    tree: PathBuf,
+    boots: Boots,
+    dirty: bool,
+    saved: Option<Instant>,
+}
+
+impl Saver {
+    pub fn new(tree: &Path, boots: Boots) -> Saver {
+        Saver {
+            tree: tree.to_path_buf(),
+            boots,
+            dirty: false,
+            saved: None,
+        }
+    }
+
+    /// Folds `r` in (if any) and saves when something changed and the last
+    /// save is at least [`SAVE_EVERY`] before `now`. True when it wrote.
+    pub fn observe(&mut self, r: Option<&Record>, now: Instant) -> Result<bool> {
+        if let Some(r) = r {
+            self.dirty |= self.boots.observe(r);
+        }
+        let due = self
+            .saved
+            .is_none_or(|t| now.saturating_duration_since(t) >= SAVE_EVERY);
+        if !(self.dirty && due) {
+            return Ok(false);
+        }
+        self.saved = Some(now);
+        self.dirty = false;
+        self.boots.save(&self.tree)?;
+        Ok(true)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::{Duration, UNIX_EPOCH};
+    use std::time::UNIX_EPOCH;
 
     fn rec(event: &'static str, fields: &[(&'static str, &str)], ms: u64) -> Record {
         Record {
@@ -155,5 +198,30 @@ mod tests {
         std::fs::write(path(d.path()), "{").unwrap();
         let err = format!("{:#}", load(d.path()).unwrap_err());
         assert!(err.contains("boots.json"), "{err}");
+    }
+
+    #[test]
+    fn a_storm_of_steps_is_saved_at_most_once_a_second() {
+        let d = tempfile::tempdir().unwrap();
+        let mut saver = Saver::new(d.path(), Boots::default());
+        let t0 = Instant::now();
+        let mut writes = 0;
+        // 200 nodes ACKed within 0.5 s, then ticks every 0.25 s.
+        for i in 0..200u64 {
+            let host = format!("node{i:03}");
+            let r = rec("dhcp.ack", &[("host", &host), ("ip", "10.0.0.1")], i);
+            writes += saver
+                .observe(Some(&r), t0 + Duration::from_micros(2500 * i))
+                .unwrap() as u32;
+        }
+        assert_eq!(writes, 1, "only the first step is written at once");
+        assert_eq!(load(d.path()).unwrap().nodes.len(), 1);
+        for tick in 1..=8u64 {
+            writes += saver
+                .observe(None, t0 + Duration::from_millis(250 * tick))
+                .unwrap() as u32;
+        }
+        assert_eq!(writes, 2, "the tick after a second writes the rest, once");
+        assert_eq!(load(d.path()).unwrap().nodes.len(), 200);
     }
 }
