@@ -1,13 +1,13 @@
 //! Cache keys: what decides whether a layer is rebuilt.
 //!
 //! key(layer) = sha256(FORMAT, key(parent), canonical JSON of the layer's
-//! steps, and the digest of every input file the steps name). Chaining the
+//! steps (`compose_recipe::canonical_json`, the one canonical form), and the digest of every input file the steps name). Chaining the
 //! parent key means a change in layer 4 of 5 changes the keys of 4 and 5
 //! only. Absolute paths never enter a key, so the same recipe in another
 //! checkout hits the same cache.
 
 use anyhow::{Context, Result};
-use compose_recipe::{LayerSpec, Step};
+use compose_recipe::{canonical_json, LayerSpec, Step};
 use compose_store::{CacheKey, Digest, Hasher};
 use serde::Serialize;
 use std::fs;
@@ -20,7 +20,7 @@ pub const FORMAT: &str = "compose-layer/1";
 /// The key of the base layer: everything that decides what the bootstrap
 /// tool produces.
 pub fn base_key<T: Serialize>(resolved_base: &T) -> Result<CacheKey> {
-    let json = canonical(resolved_base)?;
+    let json = canonical_json(resolved_base);
     let mut h = Hasher::new();
     frame(&mut h, FORMAT.as_bytes());
     frame(&mut h, b"base");
@@ -33,7 +33,7 @@ pub fn layer_key(parent: &CacheKey, layer: &LayerSpec) -> Result<CacheKey> {
     let mut h = Hasher::new();
     frame(&mut h, FORMAT.as_bytes());
     frame(&mut h, parent.to_string().as_bytes());
-    frame(&mut h, canonical(&layer.steps)?.as_bytes());
+    frame(&mut h, canonical_json(&layer.steps).as_bytes());
     for step in &layer.steps {
         for input in step.input_paths() {
             let d = hash_input(&input.abs)
@@ -43,13 +43,6 @@ pub fn layer_key(parent: &CacheKey, layer: &LayerSpec) -> Result<CacheKey> {
         }
     }
     Ok(CacheKey::from(h.finish()))
-}
-
-/// Serialized with sorted keys (serde_json's map is a BTreeMap), so the
-/// text depends on the values only.
-fn canonical<T: Serialize>(v: &T) -> Result<String> {
-    let value = serde_json::to_value(v).context("serializing a layer for its cache key")?;
-    Ok(value.to_string())
 }
 
 /// Length-prefixed so that no two different sequences hash alike.
@@ -253,4 +246,84 @@ mod tests {
         let err = hash_input(d.path()).unwrap_err();
         assert!(format!("{err:#}").contains("special file"), "{err:#}");
     }
+
+    /// The keys of a recipe with every step kind, pinned: a serde, serde_json
+    /// or toml upgrade (or a change of the canonical form) that would
+    /// silently invalidate every cache, or make two layers collide, fails
+    /// here first. Changing FORMAT on purpose changes these values.
+    #[test]
+    fn keys_of_every_step_kind_are_pinned() {
+        let d = tempfile::tempdir().unwrap();
+        let files = d.path().join("files/etc");
+        fs::create_dir_all(&files).unwrap();
+        fs::write(files.join("motd"), "pinned\n").unwrap();
+        for (p, mode) in [
+            (d.path().join("files"), 0o755),
+            (files.clone(), 0o755),
+            (files.join("motd"), 0o644),
+        ] {
+            fs::set_permissions(&p, fs::Permissions::from_mode(mode)).unwrap();
+        }
+        let recipe = d.path().join("pinned.toml");
+        fs::write(
+            &recipe,
+            r#"
+[image]
+name = "pinned"
+
+[base]
+suite = "bookworm"
+mirror = "http://deb.example/debian"
+architecture = "amd64"
+tool = "mmdebstrap"
+packages = ["systemd-sysv"]
+source_date_epoch = 1700000000
+
+[[layer]]
+kind = "packages"
+install = ["openssh-server"]
+remove = ["nano"]
+
+[[layer]]
+kind = "serial-console"
+tty = "ttyS0"
+baud = 115200
+
+[[layer]]
+kind = "hostname"
+from_dhcp = true
+
+[[layer]]
+kind = "files"
+source = "files"
+dest = "/"
+
+[[layer]]
+kind = "script"
+run = "echo pinned > /etc/pinned"
+"#,
+        )
+        .unwrap();
+        let recipe = compose_recipe::load_recipe(&recipe, &Default::default())
+            .unwrap_or_else(|e| panic!("{e}"));
+        let plan = crate::plan::plan(
+            &recipe,
+            crate::plan::Tools {
+                mmdebstrap: true,
+                debootstrap: true,
+            },
+        )
+        .unwrap();
+        let keys: Vec<String> = plan.layers.iter().map(|l| l.key.to_string()).collect();
+        assert_eq!(keys, PINNED, "cache keys changed: every cache would miss");
+    }
+
+    const PINNED: [&str; 6] = [
+        "sha256:2366bb06423b65fb6d202dd7f7525eab0fe48550d53f22c5eae350d05431996b",
+        "sha256:86621dae0479e57e861b87d9e9254bd65e6f9d40801a26d52edd3f6f253bf8d3",
+        "sha256:38844ac2c39225bc8b059771e0cbaffd514033d1c7f983d4f7a18e472d6a7236",
+        "sha256:423e2129536d0951089f81a69e1e3d6feb9f106861a341432fc56d40ce4bead7",
+        "sha256:47b022090aa2dc5b44af1b2a96067d3db06ba66be8a34eee7b04ceeee8d25c16",
+        "sha256:d21254125578f624b91aef68ee009694b9a72e3343b8ddd90a8e525e38183411",
+    ];
 }

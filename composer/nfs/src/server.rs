@@ -53,6 +53,23 @@ impl NfsServer {
         Ok(NfsServer { listener, source })
     }
 
+    /// Accepts connections that arrive on `interface` only (SO_BINDTODEVICE):
+    /// Linux delivers a packet for any local address whatever interface it
+    /// came in on, so binding the boot address alone would still let a
+    /// host on another network route to it through its own interface.
+    pub fn bind_to_device(&self, interface: &str) -> Result<(), NfsError> {
+        use nix::sys::socket::{setsockopt, sockopt::BindToDevice};
+        setsockopt(
+            &self.listener,
+            BindToDevice,
+            &std::ffi::OsString::from(interface),
+        )
+        .map_err(|e| NfsError::Bind {
+            addr: self.local_addr(),
+            source: e.into(),
+        })
+    }
+
     pub fn local_addr(&self) -> SocketAddr {
         self.listener.local_addr().unwrap_or_else(|_| {
             // Only fails for a closed socket; bind just succeeded.

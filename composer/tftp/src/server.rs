@@ -122,6 +122,24 @@ impl TftpServer {
         ))
     }
 
+    /// Accepts requests that arrive on `interface` only (SO_BINDTODEVICE).
+    /// Binding the address alone is not enough on a dual-homed server:
+    /// Linux delivers a packet for any local address whatever interface it
+    /// came in on, so a host on another network could route requests to the
+    /// boot address through its own interface.
+    pub fn bind_to_device(&self, interface: &str) -> Result<(), TftpError> {
+        use nix::sys::socket::{setsockopt, sockopt::BindToDevice};
+        setsockopt(
+            &self.socket,
+            BindToDevice,
+            &std::ffi::OsString::from(interface),
+        )
+        .map_err(|e| TftpError::Io {
+            context: format!("binding the TFTP socket to interface {interface}"),
+            source: e.into(),
+        })
+    }
+
     /// Serves until `shutdown` resolves; transfers still running then are
     /// aborted (clients retry, and a half-sent boot file is worthless).
     pub async fn run(

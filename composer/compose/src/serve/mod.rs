@@ -178,6 +178,15 @@ fn exports(tree: &Path, nodes: &[(String, std::net::IpAddr)]) -> Vec<compose_nfs
     out
 }
 
+/// What the start lines say about interface binding.
+fn device_note(interface: &str) -> String {
+    if interface.is_empty() {
+        " (no --interface: bound to the address only)".into()
+    } else {
+        format!(" on {interface} only")
+    }
+}
+
 /// Runs the servers until SIGINT or SIGTERM. Every event becomes a log
 /// record (handed to `on_log`), and the boot steps of inventory nodes are
 /// kept in `TREE/state/boots.json` for `compose status`.
@@ -223,6 +232,9 @@ pub fn run(plan: Plan, mut on_log: impl FnMut(&log::Record) + Send + 'static) ->
             let source: Arc<dyn compose_nfs::ExportSource> =
                 Arc::new(compose_nfs::ExportFn(move || exports(&tree, &private)));
             let server = compose_nfs::NfsServer::bind_dynamic(bind, source).await?;
+            if !plan.interface.is_empty() {
+                server.bind_to_device(&plan.interface)?;
+            }
             let (tx, mut rx) = mpsc::unbounded_channel();
             let fwd = ev_tx.clone();
             tokio::spawn(async move {
@@ -231,8 +243,9 @@ pub fn run(plan: Plan, mut on_log: impl FnMut(&log::Record) + Send + 'static) ->
                 }
             });
             let _ = ev_tx.send(Event::Started(format!(
-                "nfs on tcp {}",
-                server.local_addr()
+                "nfs on tcp {}{}",
+                server.local_addr(),
+                device_note(&plan.interface)
             )));
             let stop = stopped(stop_rx.clone());
             tasks.spawn(async move { server.run(tx, stop).await.context("nfs server") });
@@ -245,6 +258,9 @@ pub fn run(plan: Plan, mut on_log: impl FnMut(&log::Record) + Send + 'static) ->
             );
             cfg.confine = plan.tree.clone();
             let (server, addr) = compose_tftp::TftpServer::bind(cfg).await?;
+            if !plan.interface.is_empty() {
+                server.bind_to_device(&plan.interface)?;
+            }
             let (tx, mut rx) = mpsc::unbounded_channel();
             let fwd = ev_tx.clone();
             tokio::spawn(async move {
@@ -253,7 +269,8 @@ pub fn run(plan: Plan, mut on_log: impl FnMut(&log::Record) + Send + 'static) ->
                 }
             });
             let _ = ev_tx.send(Event::Started(format!(
-                "tftp on udp {addr}, root {}",
+                "tftp on udp {addr}{}, root {}",
+                device_note(&plan.interface),
                 plan.tree.join("tftp").display()
             )));
             let stop = stopped(stop_rx.clone());
