@@ -1,8 +1,10 @@
 //! Shared helpers for the end-to-end tiers.
 //!
 //! Test names carry their tier: `privileged_` (root), `mirror_` (root and
-//! the Debian mirror), later `netns_` and `vm_`. A test whose prerequisite
-//! is missing fails and says how to run it; nothing skips silently.
+//! the Debian mirror), `netns_` (network namespaces), `attack_` (an attack
+//! from SECURITY.md against a real server) and `vm_` (QEMU guests). A test
+//! whose prerequisite is missing fails and says how to run it; nothing
+//! skips silently.
 
 pub mod netns;
 

@@ -1,7 +1,8 @@
 //! The build plan: a validated recipe resolved against the host (mirror,
 //! architecture, bootstrap tool) with the cache key of every layer.
-//! Planning does no root work, so `compose check` and `build --dry-run`
-//! can show it.
+//! Planning does no root work: it only reads the recipe's inputs and the
+//! host's apt configuration (`compose build` runs it before taking the
+//! store lock).
 
 use crate::cachekey::{self, describe};
 use crate::hostenv;
