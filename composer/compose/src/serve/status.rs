@@ -104,6 +104,106 @@ impl Boots {
     }
 }
 
+/// Where a node stands, from what it should boot and what serve saw.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BootState {
+    /// It runs what it should.
+    Current,
+    /// It booted another generation: reboot it to move it.
+    Behind,
+    /// It fetched a kernel but has not mounted its root since.
+    Booting,
+    /// compose serve never saw it boot.
+    Unseen,
+}
+
+impl BootState {
+    /// `want` is `image/N` (its pin, else its image's current generation).
+    pub fn of(want: Option<&str>, rec: Option<&BootRecord>) -> BootState {
+        let Some(rec) = rec else {
+            return BootState::Unseen;
+        };
+        if rec.generation.is_none() {
+            return BootState::Unseen;
+        }
+        // A kernel fetched after the last mount: a boot in progress.
+        if rec.mount_at.is_none() || rec.kernel_at > rec.mount_at {
+            return BootState::Booting;
+        }
+        if rec.generation.as_deref() == want {
+            BootState::Current
+        } else {
+            BootState::Behind
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BootState::Current => "current",
+            BootState::Behind => "behind",
+            BootState::Booting => "booting",
+            BootState::Unseen => "unseen",
+        }
+    }
+}
+
+impl std::fmt::Display for BootState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(self.as_str())
+    }
+}
+
+/// One inventory node's status: what `compose status` prints (and what a
+/// status endpoint serves).
+#[derive(Debug, Clone, Serialize)]
+pub struct NodeStatus {
+    pub hostname: String,
+    pub ip: String,
+    pub image: String,
+    /// `image/N`, or None when the image has no generation yet.
+    pub want: Option<String>,
+    pub pinned: bool,
+    pub booted: Option<String>,
+    pub snapshot: Option<String>,
+    pub state: BootState,
+    pub dhcp_at: Option<String>,
+    pub kernel_at: Option<String>,
+    pub mount_at: Option<String>,
+}
+
+/// The status of every node of `nodes`, from the tree's generations and
+/// its boot record.
+pub fn report(
+    tree: &crate::publish::Tree,
+    nodes: &[crate::inventory::Node],
+) -> Result<Vec<NodeStatus>> {
+    let boots = load(tree.path())?;
+    let mut rows = Vec::new();
+    for n in nodes {
+        let want = match n.generation {
+            Some(g) => Some(g),
+            None => tree.current(&n.image)?,
+        }
+        .map(|g| format!("{}/{g}", n.image));
+        let rec = boots.nodes.get(&n.hostname);
+        rows.push(NodeStatus {
+            hostname: n.hostname.clone(),
+            ip: n.ip.to_string(),
+            image: n.image.clone(),
+            state: BootState::of(want.as_deref(), rec),
+            want,
+            pinned: n.generation.is_some(),
+            booted: rec.and_then(|r| r.generation.clone()),
+            snapshot: rec.and_then(|r| r.snapshot.clone()),
+            dhcp_at: rec.and_then(|r| r.dhcp_at.clone()),
+            kernel_at: rec.and_then(|r| r.kernel_at.clone()),
+            mount_at: rec.and_then(|r| r.mount_at.clone()),
+        });
+    }
+    Ok(rows)
+}
+
 /// How often the record may be rewritten.
 pub const SAVE_EVERY: Duration = Duration::from_secs(1);
 
@@ -198,6 +298,26 @@ mod tests {
         std::fs::write(path(d.path()), "{").unwrap();
         let err = format!("{:#}", load(d.path()).unwrap_err());
         assert!(err.contains("boots.json"), "{err}");
+    }
+
+    #[test]
+    fn boot_states() {
+        let booted = |g: &str, k: &str, m: Option<&str>| BootRecord {
+            generation: Some(g.into()),
+            kernel_at: Some(k.into()),
+            mount_at: m.map(str::to_string),
+            ..BootRecord::default()
+        };
+        assert_eq!(BootState::of(Some("x/2"), None), BootState::Unseen);
+        let r = booted("x/2", "2026-01-01T00:00:01Z", Some("2026-01-01T00:00:09Z"));
+        assert_eq!(BootState::of(Some("x/2"), Some(&r)), BootState::Current);
+        assert_eq!(BootState::of(Some("x/3"), Some(&r)), BootState::Behind);
+        let r = booted("x/3", "2026-01-01T00:00:10Z", Some("2026-01-01T00:00:09Z"));
+        assert_eq!(BootState::of(Some("x/3"), Some(&r)), BootState::Booting);
+        assert_eq!(
+            serde_json::to_string(&BootState::Booting).unwrap(),
+            "\"booting\""
+        );
     }
 
     #[test]
