@@ -75,20 +75,12 @@ impl Net {
 
     /// Runs `args` in the client namespace.
     pub fn in_cli(&self, args: &[&str]) -> Output {
-        Command::new("ip")
-            .args(["netns", "exec", &self.cli])
-            .args(args)
-            .output()
-            .unwrap()
+        in_ns(&self.cli, args)
     }
 
     /// Runs `args` in the server namespace.
     pub fn in_srv(&self, args: &[&str]) -> Output {
-        Command::new("ip")
-            .args(["netns", "exec", &self.srv])
-            .args(args)
-            .output()
-            .unwrap()
+        in_ns(&self.srv, args)
     }
 }
 
@@ -98,6 +90,15 @@ impl Drop for Net {
             let _ = Command::new("ip").args(["netns", "del", ns]).status();
         }
     }
+}
+
+/// Runs `args` in namespace `ns` and returns its output.
+pub fn in_ns(ns: &str, args: &[&str]) -> Output {
+    Command::new("ip")
+        .args(["netns", "exec", ns])
+        .args(args)
+        .output()
+        .unwrap()
 }
 
 /// Runs a command that must succeed.
@@ -235,11 +236,7 @@ impl Site {
 
     /// Runs `args` in the site namespace.
     pub fn run(&self, args: &[&str]) -> Output {
-        Command::new("ip")
-            .args(["netns", "exec", &self.ns])
-            .args(args)
-            .output()
-            .unwrap()
+        in_ns(&self.ns, args)
     }
 }
 
