@@ -17,6 +17,9 @@ use compose_tftp::{ErrorCode, Mode, TftpEvent};
 async fn out_of_descriptors_answers_busy_and_recovers() {
     let mut h = Harness::start();
     let mut c = Client::new(h.addr).await;
+    // A first transfer: the server has started its threads and runtimes.
+    assert_eq!(c.get("exact1024", &[]).await.unwrap().data, pattern(1024));
+    h.wait_event(|e| matches!(e, TftpEvent::Finished { .. }));
     // Lower the soft limit so the hog below stays small, then take every
     // descriptor left (bounded by that limit).
     let lim = libc::rlimit {
