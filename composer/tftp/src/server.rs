@@ -25,6 +25,13 @@ pub struct TftpConfig {
     /// The boundary no resolved path (symlinks included) may leave, e.g.
     /// /srv/compose. Must contain `root` (or be it).
     pub confine: PathBuf,
+    /// Directories, relative to `confine`, that a requested file must lie
+    /// in once every symlink is resolved (e.g. `tftp` and `images` of a
+    /// publish tree); empty: anywhere under `confine`.
+    pub subtrees: Vec<PathBuf>,
+    /// Serve only world-readable files (o+r), like tftpd-hpa without
+    /// `--permissive`.
+    pub world_readable_only: bool,
     /// 0.0.0.0:69 in production; 127.0.0.1:0 in tests.
     pub bind: SocketAddr,
     /// Largest blksize granted (8..=65464); 1468 fits a 1500-byte MTU.
@@ -63,6 +70,8 @@ impl TftpConfig {
         let root = root.into();
         TftpConfig {
             confine: root.clone(),
+            subtrees: Vec::new(),
+            world_readable_only: true,
             root,
             bind,
             max_blksize: 1468,
@@ -129,15 +138,20 @@ impl TftpServer {
     /// Validates `cfg`, opens the confinement directory and binds the socket.
     pub async fn bind(cfg: TftpConfig) -> Result<(TftpServer, SocketAddr), TftpError> {
         cfg.validate()?;
-        let confinement =
-            Confinement::open(&cfg.root, &cfg.confine).map_err(|source| TftpError::Io {
-                context: format!(
-                    "opening TFTP root {} (confined to {})",
-                    cfg.root.display(),
-                    cfg.confine.display()
-                ),
-                source,
-            })?;
+        let confinement = Confinement::open(
+            &cfg.root,
+            &cfg.confine,
+            &cfg.subtrees,
+            cfg.world_readable_only,
+        )
+        .map_err(|source| TftpError::Io {
+            context: format!(
+                "opening TFTP root {} (confined to {})",
+                cfg.root.display(),
+                cfg.confine.display()
+            ),
+            source,
+        })?;
         let socket = UdpSocket::bind(cfg.bind)
             .await
             .map_err(|source| TftpError::Io {

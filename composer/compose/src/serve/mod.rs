@@ -241,6 +241,9 @@ pub fn run(plan: Plan, mut on_log: impl FnMut(&log::Record) + Send + 'static) ->
                 SocketAddr::from((Ipv4Addr::UNSPECIFIED, port)),
             );
             cfg.confine = plan.tree.clone();
+            // Only the TFTP root and the generations it links to: never
+            // roots/, cluster/ or state/ through a symlink (security #11).
+            cfg.subtrees = vec!["tftp".into(), "images".into()];
             let (server, addr) = compose_tftp::TftpServer::bind(cfg).await?;
             let (tx, mut rx) = mpsc::unbounded_channel();
             let fwd = ev_tx.clone();
