@@ -415,3 +415,26 @@ proptest! {
         }
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(5_000))]
+
+    /// Whatever option 97 a client sends (any length up to 4 KB, split into
+    /// RFC 3396 instances), the reply echoes it only in the 17-byte RFC 4578
+    /// form and never grows with it.
+    #[test]
+    fn fuzz_client_uuid_is_echoed_only_when_valid(
+        uuid in prop_oneof![
+            proptest::collection::vec(any::<u8>(), 17),
+            proptest::collection::vec(any::<u8>(), 0..4096),
+        ],
+        proxy in any::<bool>(),
+    ) {
+        let r = req(NODE, MessageType::Discover, &[PXE, BIOS, (code::CLIENT_UUID, &uuid)]);
+        let r = Packet::parse(&r.encode()).unwrap();
+        let p = respond(&cfg(proxy, true), Port::Dhcp, FROM, &r).0.unwrap().packet;
+        let valid = uuid.len() == 17 && uuid[0] == 0;
+        prop_assert_eq!(opt(&p, code::CLIENT_UUID), valid.then(|| uuid.clone()));
+        prop_assert!(p.encode().len() < 600);
+    }
+}

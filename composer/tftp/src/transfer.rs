@@ -505,6 +505,37 @@ mod tests {
         assert!(p.oack.is_empty());
     }
 
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(5_000))]
+
+        /// Whatever options arrive, the negotiated values stay inside the
+        /// server's limits and the OACK names each known option at most once.
+        #[test]
+        fn negotiate_stays_in_limits(
+            opts in proptest::collection::vec(
+                (proptest::sample::select(vec!["blksize", "BLKSIZE", "windowsize", "timeout", "tsize", "x"]),
+                 proptest::prop_oneof![proptest::strategy::Just("0".to_owned()), "[0-9]{1,6}", ".{0,4}"]),
+                0..40),
+        ) {
+            let owned: Vec<(&str, &str)> = opts.iter().map(|(a, b)| (*a, b.as_str())).collect();
+            let lim = Limits {
+                max_blksize: 1468,
+                max_window: 16,
+                default_timeout: Duration::from_secs(1),
+                max_timeout: Duration::from_secs(10),
+            };
+            let p = negotiate(&req(Mode::Octet, &owned), 1000, lim);
+            proptest::prop_assert!((8..=1468).contains(&p.blksize) || p.blksize == 512);
+            proptest::prop_assert!((1..=16).contains(&p.window));
+            proptest::prop_assert!(p.timeout >= Duration::from_secs(1) && p.timeout <= Duration::from_secs(10));
+            proptest::prop_assert!(p.oack.len() <= 4);
+            let mut names: Vec<String> = p.oack.iter().map(|(n, _)| n.to_ascii_lowercase()).collect();
+            names.sort();
+            names.dedup();
+            proptest::prop_assert_eq!(names.len(), p.oack.len());
+        }
+    }
+
     #[test]
     fn netascii_table() {
         let cases: &[(&[u8], &[u8])] = &[
