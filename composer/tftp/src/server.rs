@@ -48,9 +48,11 @@ pub struct TftpConfig {
     /// packets. After the first ACK the peer is known to be real and
     /// `retries` applies.
     pub retries_before_ack: u32,
-    /// Transfers running at once; beyond it requests get ERROR 0 "server
-    /// busy" without a file or socket being opened. Each transfer holds two
-    /// descriptors, so this bounds the descriptors a request flood can take.
+    /// Transfers running at once. Each holds two descriptors, so this
+    /// bounds the descriptors a request flood can take. When all are taken,
+    /// a new request evicts the oldest transfer whose client never ACKed
+    /// (a flood's); if every one has ACKed, it gets ERROR 0 "server busy"
+    /// without a file or socket being opened.
     pub max_transfers: usize,
     /// Transfers running at once for one client address (all its ports).
     pub max_per_peer: usize,
@@ -267,8 +269,14 @@ async fn dispatch(
             let _ = events.send(TftpEvent::Refused { peer, path, reason });
         }
     };
-    let slot = match shared.slots.acquire(peer.ip()) {
-        Ok(slot) => slot,
+    let slot = match shared.slots.acquire(peer, &path) {
+        Ok((slot, evicted)) => {
+            if let Some((peer, path)) = evicted {
+                let reason = "evicted: never ACKed, and all transfer slots were taken".into();
+                let _ = events.send(TftpEvent::Failed { peer, path, reason });
+            }
+            slot
+        }
         Err(Busy::Server) => return busy("too many transfers").await,
         Err(Busy::Peer) => return busy("too many transfers from this address").await,
     };
@@ -285,17 +293,23 @@ async fn dispatch(
         // needs no new descriptor) so the client knows, and keep serving.
         Err(e) => return busy(&format!("cannot open a transfer socket: {e}")).await,
     };
+    let slots = shared.slots.clone();
     let shared = shared.clone();
-    pool.spawn(tasks, async move {
+    let acked = slot.acked_flag();
+    let id = slot.id();
+    let abort = pool.spawn(tasks, async move {
         let _slot = slot;
         match UdpSocket::from_std(sock) {
-            Ok(sock) => transfer::run(shared, sock, peer, pkt).await,
+            Ok(sock) => transfer::run(shared, sock, peer, pkt, acked).await,
             Err(e) => {
                 let reason = format!("cannot register the transfer socket: {e}");
                 let _ = shared.events.send(TftpEvent::Failed { peer, path, reason });
             }
         }
     });
+    if let Some(h) = abort {
+        slots.set_abort(id, h);
+    }
 }
 
 /// Binds and serves in one call (production: nobody needs the port first).

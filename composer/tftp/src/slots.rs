@@ -1,45 +1,87 @@
 //! Admission control: how many transfers may run at once, overall and per
-//! client address.
+//! client address, and which one gives way when all are taken.
 //!
 //! Every transfer holds two descriptors (its socket and its file) for as long
 //! as it runs, and a client that never ACKs keeps it running for the whole
 //! retransmission schedule. Without a cap, ~500 unanswered requests exhaust a
 //! 1024-descriptor limit and every other server in the process (NFS) fails
-//! with EMFILE. The per-address cap keeps one machine (or one spoofed
-//! address) from taking all global slots; PXE needs few per node (pxelinux.0,
-//! its config, kernel, initrd; at most a couple at a time).
+//! with EMFILE. The per-address cap keeps one machine from taking all global
+//! slots; PXE needs few per node (pxelinux.0, its config, kernel, initrd; at
+//! most a couple at a time).
+//!
+//! A flood from many addresses (or spoofed ones) can still fill every global
+//! slot. So when all are taken, a new request evicts the oldest transfer
+//! whose client has not ACKed anything yet: a real client ACKs its first
+//! packet within a round trip, a flood never does, so the flood's transfers
+//! give way and a booting node's get through.
 //!
 //! A slot is taken on the server loop before anything is opened, and given
-//! back when the transfer future is dropped: on completion, failure, abort
-//! or shutdown alike.
+//! back when the transfer future is dropped (completion, failure, abort,
+//! shutdown) or at once when it is evicted.
 
 use std::collections::HashMap;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use tokio::task::AbortHandle;
 
 /// Why a request gets no slot.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Busy {
-    /// `max_transfers` are running.
+    /// `max_transfers` are running and every one has been ACKed.
     Server,
     /// `max_per_peer` are running for this address.
     Peer,
 }
 
-#[derive(Debug)]
+struct Entry {
+    peer: IpAddr,
+    /// For the event that reports an eviction.
+    addr: SocketAddr,
+    path: String,
+    started: Instant,
+    acked: Arc<AtomicBool>,
+    abort: Option<AbortHandle>,
+}
+
+#[derive(Default)]
+struct State {
+    next_id: u64,
+    entries: HashMap<u64, Entry>,
+    /// Running transfers per client address; an address is removed when its
+    /// count drops to zero, so the map never holds more than `max_total` keys.
+    per_peer: HashMap<IpAddr, usize>,
+}
+
+impl State {
+    fn remove(&mut self, id: u64) -> Option<Entry> {
+        let e = self.entries.remove(&id)?;
+        if let Some(n) = self.per_peer.get_mut(&e.peer) {
+            *n -= 1;
+            if *n == 0 {
+                self.per_peer.remove(&e.peer);
+            }
+        }
+        Some(e)
+    }
+}
+
 pub(crate) struct Slots {
     max_total: usize,
     max_per_peer: usize,
-    /// Running transfers per client address; an address is removed when its
-    /// count drops to zero, so the map never holds more than `max_total` keys.
-    state: Mutex<(usize, HashMap<IpAddr, usize>)>,
+    state: Mutex<State>,
 }
 
+/// A transfer that gave way to a new request: its client and file.
+pub(crate) type Evicted = (SocketAddr, String);
+
 /// One running transfer's claim; released on drop.
-#[derive(Debug)]
 pub(crate) struct Slot {
     slots: Arc<Slots>,
-    peer: IpAddr,
+    id: u64,
+    acked: Arc<AtomicBool>,
 }
 
 impl Slots {
@@ -47,47 +89,100 @@ impl Slots {
         Arc::new(Slots {
             max_total,
             max_per_peer,
-            state: Mutex::new((0, HashMap::new())),
+            state: Mutex::new(State::default()),
         })
     }
 
-    /// Claims a slot for `peer`, or says which limit is reached.
-    pub(crate) fn acquire(self: &Arc<Slots>, peer: IpAddr) -> Result<Slot, Busy> {
-        let mut guard = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        let (total, per_peer) = &mut *guard;
-        if *total >= self.max_total {
-            return Err(Busy::Server);
-        }
-        let n = per_peer.entry(peer).or_insert(0);
-        if *n >= self.max_per_peer {
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Claims a slot for `peer`, evicting the oldest never-ACKed transfer
+    /// when all are taken, or says which limit is reached.
+    pub(crate) fn acquire(
+        self: &Arc<Slots>,
+        addr: SocketAddr,
+        path: &str,
+    ) -> Result<(Slot, Option<Evicted>), Busy> {
+        let peer = addr.ip();
+        let mut st = self.lock();
+        let mut evicted = None;
+        if st.per_peer.get(&peer).copied().unwrap_or(0) >= self.max_per_peer {
             return Err(Busy::Peer);
         }
-        *n += 1;
-        *total += 1;
-        Ok(Slot {
+        if st.entries.len() >= self.max_total {
+            // Linear in max_transfers, only when full: a few hundred
+            // comparisons per request at worst.
+            let victim = st
+                .entries
+                .iter()
+                .filter(|(_, e)| !e.acked.load(Ordering::Relaxed))
+                .min_by_key(|(_, e)| e.started)
+                .map(|(id, _)| *id);
+            let e = victim.and_then(|id| st.remove(id)).ok_or(Busy::Server)?;
+            if let Some(h) = e.abort {
+                h.abort();
+            }
+            evicted = Some((e.addr, e.path));
+        }
+        let id = st.next_id;
+        st.next_id += 1;
+        let acked = Arc::new(AtomicBool::new(false));
+        st.entries.insert(
+            id,
+            Entry {
+                peer,
+                addr,
+                path: path.to_owned(),
+                started: Instant::now(),
+                acked: acked.clone(),
+                abort: None,
+            },
+        );
+        *st.per_peer.entry(peer).or_insert(0) += 1;
+        let slot = Slot {
             slots: self.clone(),
-            peer,
-        })
+            id,
+            acked,
+        };
+        Ok((slot, evicted))
     }
 
-    /// Transfers running now (for tests and the shutdown path).
+    /// Records how to stop transfer `id` if it is evicted.
+    pub(crate) fn set_abort(&self, id: u64, h: AbortHandle) {
+        if let Some(e) = self.lock().entries.get_mut(&id) {
+            e.abort = Some(h);
+        }
+    }
+
+    /// Transfers holding a slot now.
     #[cfg(test)]
     pub(crate) fn running(&self) -> usize {
-        self.state.lock().unwrap_or_else(|e| e.into_inner()).0
+        self.lock().entries.len()
+    }
+}
+
+impl Slot {
+    pub(crate) fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// The client ACKed something: it is real, and no longer evictable.
+    #[cfg(test)]
+    fn mark_acked(&self) {
+        self.acked.store(true, Ordering::Relaxed);
+    }
+
+    /// The ACK flag, for the transfer task to set on the first ACK.
+    pub(crate) fn acked_flag(&self) -> Arc<AtomicBool> {
+        self.acked.clone()
     }
 }
 
 impl Drop for Slot {
     fn drop(&mut self) {
-        let mut guard = self.slots.state.lock().unwrap_or_else(|e| e.into_inner());
-        let (total, per_peer) = &mut *guard;
-        *total = total.saturating_sub(1);
-        if let Some(n) = per_peer.get_mut(&self.peer) {
-            *n -= 1;
-            if *n == 0 {
-                per_peer.remove(&self.peer);
-            }
-        }
+        // Already gone if it was evicted.
+        self.slots.lock().remove(self.id);
     }
 }
 
@@ -96,19 +191,29 @@ mod tests {
     use super::*;
 
     #[test]
-    fn caps_total_and_per_peer_and_releases_on_drop() {
+    fn caps_per_peer_evicts_unacked_and_releases_on_drop() {
         let s = Slots::new(3, 2);
-        let a: IpAddr = "10.0.0.1".parse().unwrap();
-        let b: IpAddr = "10.0.0.2".parse().unwrap();
-        let c: IpAddr = "10.0.0.3".parse().unwrap();
-        let a1 = s.acquire(a).unwrap();
-        let _a2 = s.acquire(a).unwrap();
-        assert_eq!(s.acquire(a).unwrap_err(), Busy::Peer);
-        let _b1 = s.acquire(b).unwrap();
-        assert_eq!(s.acquire(c).unwrap_err(), Busy::Server);
+        let a: SocketAddr = "10.0.0.1:1000".parse().unwrap();
+        let b: SocketAddr = "10.0.0.2:1000".parse().unwrap();
+        let c: SocketAddr = "10.0.0.3:1000".parse().unwrap();
+        let take = |addr| s.acquire(addr, "f").map(|(slot, _)| slot);
+        let a1 = take(a).unwrap();
+        let a2 = take(a).unwrap();
+        assert_eq!(take(a).err(), Some(Busy::Peer));
+        let b1 = take(b).unwrap();
+        a2.mark_acked();
+        b1.mark_acked();
+        // Full: the oldest unacked (a1) gives way, its count with it.
+        let (c1, evicted) = s.acquire(c, "g").unwrap();
+        assert_eq!(evicted, Some((a, "f".to_owned())));
+        assert_eq!(s.running(), 3);
+        // a1's late drop (its task aborted) releases nobody else's slot.
         drop(a1);
-        assert_eq!(s.running(), 2);
-        let _c1 = s.acquire(c).unwrap();
-        assert_eq!(s.acquire(a).unwrap_err(), Busy::Server);
+        assert_eq!(s.running(), 3);
+        // All ACKed: nobody to evict.
+        c1.mark_acked();
+        assert_eq!(take(c).err(), Some(Busy::Server));
+        drop((a2, b1, c1));
+        assert_eq!(s.running(), 0);
     }
 }

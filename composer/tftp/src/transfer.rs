@@ -8,6 +8,7 @@ use std::collections::VecDeque;
 use std::fs::File;
 use std::net::SocketAddr;
 use std::os::unix::fs::FileExt;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -166,6 +167,7 @@ struct Session<'a> {
     peer: SocketAddr,
     shared: &'a Shared,
     buf: Vec<u8>,
+    acked: Arc<AtomicBool>,
 }
 
 impl Session<'_> {
@@ -188,7 +190,10 @@ impl Session<'_> {
                 continue;
             }
             match packet::parse(&self.buf[..n]) {
-                Ok(Packet::Ack { block }) => return Ok(Reply::Ack(block)),
+                Ok(Packet::Ack { block }) => {
+                    self.acked.store(true, Ordering::Relaxed);
+                    return Ok(Reply::Ack(block));
+                }
                 Ok(Packet::Error { code, message }) => return Ok(Reply::Error(code, message)),
                 // Anything else from the peer (a repeated RRQ, garbage) is
                 // ignored; the retransmission timer covers real loss.
@@ -199,7 +204,15 @@ impl Session<'_> {
 }
 
 /// Handles one request from `peer` on the fresh socket `sock`.
-pub(crate) async fn run(shared: Arc<Shared>, sock: UdpSocket, peer: SocketAddr, pkt: Packet) {
+/// `acked` is set at the client's first ACK (the transfer is then no longer
+/// evictable, see slots.rs).
+pub(crate) async fn run(
+    shared: Arc<Shared>,
+    sock: UdpSocket,
+    peer: SocketAddr,
+    pkt: Packet,
+    acked: Arc<AtomicBool>,
+) {
     let events = &shared.events;
     let (req, is_write) = match pkt {
         Packet::Rrq(r) => (r, false),
@@ -257,6 +270,7 @@ pub(crate) async fn run(shared: Arc<Shared>, sock: UdpSocket, peer: SocketAddr, 
         peer,
         shared: &shared,
         buf: vec![0; 65536],
+        acked,
     };
     let source = Source {
         file: Arc::new(file),

@@ -28,55 +28,111 @@ fn is_busy(p: &Packet) -> bool {
     matches!(p, Packet::Error { code, message } if *code == ErrorCode::UNDEFINED && message == "server busy")
 }
 
+/// Sends `p` from `sock` to `to`.
+async fn send(sock: &UdpSocket, to: SocketAddr, p: &Packet) {
+    sock.send_to(&packet::encode(p).unwrap(), to).await.unwrap();
+}
+
+/// Waits (5 s at most) for DATA `block` from `tid`, skipping retransmits.
+async fn next_block(sock: &UdpSocket, tid: SocketAddr, block: u16) {
+    let mut buf = vec![0; 2048];
+    for _ in 0..10 {
+        let (n, from) = tokio::time::timeout(Duration::from_secs(5), sock.recv_from(&mut buf))
+            .await
+            .expect("no DATA within 5 s")
+            .unwrap();
+        if from == tid
+            && matches!(packet::parse(&buf[..n]), Ok(Packet::Data { block: b, .. }) if b == block)
+        {
+            return;
+        }
+    }
+    panic!("no DATA {block} from {tid}");
+}
+
 #[tokio::test]
-async fn caps_per_address_and_overall_then_serves_again() {
+async fn caps_per_address_evicts_the_unacked_then_refuses() {
     let mut h = Harness::start_with(|c| {
         c.max_per_peer = 3;
         c.max_transfers = 5;
-        c.default_timeout = Duration::from_millis(300);
+        // Long enough that no held transfer ends by itself during the test.
+        c.default_timeout = Duration::from_secs(10);
         c.retries = 1;
         c.retries_before_ack = 1;
     });
-    // Held transfers: requests that are answered with DATA 1 and never ACKed.
-    let mut held = Vec::new();
-    for (ip, ok, refused) in [("127.0.0.1", 3, 1), ("127.0.0.2", 2, 1)] {
-        for i in 0..ok + refused {
-            let sock = UdpSocket::bind((ip.parse::<std::net::IpAddr>().unwrap(), 0))
-                .await
-                .unwrap();
-            let (p, from) = ask(&sock, h.addr, "pxelinux.0").await;
-            if i < ok {
-                assert!(
-                    matches!(p, Packet::Data { block: 1, .. }),
-                    "{ip} #{i}: {p:?}"
-                );
-                assert_ne!(from, h.addr, "a transfer answers from its own port");
-            } else {
-                assert!(is_busy(&p), "{ip} #{i}: want server busy, got {p:?}");
-                // Refused cheaply: from the server port, no transfer socket.
-                assert_eq!(from, h.addr);
-            }
-            held.push(sock);
+    let bind = |ip: &'static str| async move {
+        UdpSocket::bind((ip.parse::<std::net::IpAddr>().unwrap(), 0))
+            .await
+            .unwrap()
+    };
+    // 127.0.0.1 holds three transfers it never ACKs; a fourth is refused.
+    let mut silent = Vec::new();
+    for i in 0..4 {
+        let sock = bind("127.0.0.1").await;
+        let (p, from) = ask(&sock, h.addr, "pxelinux.0").await;
+        if i < 3 {
+            assert!(matches!(p, Packet::Data { block: 1, .. }), "#{i}: {p:?}");
+            silent.push((sock, from));
+        } else {
+            assert!(is_busy(&p), "#{i}: want server busy, got {p:?}");
+            // Refused cheaply: from the server port, no transfer socket.
+            assert_eq!(from, h.addr);
         }
     }
-    let mut refused = Vec::new();
-    for _ in 0..2 {
-        if let TftpEvent::Refused { reason, .. } =
-            h.wait_event(|e| matches!(e, TftpEvent::Refused { .. }))
-        {
-            refused.push(reason);
-        }
-    }
-    refused.sort();
-    assert_eq!(
-        refused,
-        ["too many transfers", "too many transfers from this address"]
+    let ev = h.wait_event(|e| matches!(e, TftpEvent::Refused { .. }));
+    assert!(
+        matches!(&ev, TftpEvent::Refused { reason, .. } if reason == "too many transfers from this address"),
+        "{ev:?}"
     );
-    // The held transfers time out and give their slots back...
-    for _ in 0..5 {
-        h.wait_event(|e| matches!(e, TftpEvent::Failed { .. }));
+    // 127.0.0.2 takes the last two slots and ACKs: a real client.
+    let mut real = Vec::new();
+    for _ in 0..2 {
+        let sock = bind("127.0.0.2").await;
+        let (p, tid) = ask(&sock, h.addr, "pxelinux.0").await;
+        assert!(matches!(p, Packet::Data { block: 1, .. }), "{p:?}");
+        send(&sock, tid, &Packet::Ack { block: 1 }).await;
+        real.push((sock, tid));
     }
-    // ...so the same address is served in full again.
+    // All five taken: a newcomer evicts the oldest never-ACKed transfer...
+    let newcomer = bind("127.0.0.3").await;
+    let (p, tid) = ask(&newcomer, h.addr, "pxelinux.0").await;
+    assert!(matches!(p, Packet::Data { block: 1, .. }), "{p:?}");
+    send(&newcomer, tid, &Packet::Ack { block: 1 }).await;
+    let ev = h.wait_event(|e| matches!(e, TftpEvent::Failed { .. }));
+    let first_silent = silent[0].0.local_addr().unwrap();
+    assert!(
+        matches!(&ev, TftpEvent::Failed { peer, reason, .. } if *peer == first_silent && reason.contains("evicted")),
+        "{ev:?}"
+    );
+    // ...and the ACKing ones were left alone: their next block comes.
+    for (sock, tid) in &real {
+        next_block(sock, *tid, 2).await;
+    }
+    // Once every running transfer has ACKed (seen by the server: it sent
+    // the next block), there is nobody to evict.
+    for (sock, tid) in &silent[1..] {
+        send(sock, *tid, &Packet::Ack { block: 1 }).await;
+        next_block(sock, *tid, 2).await;
+    }
+    let late = bind("127.0.0.4").await;
+    let (p, _) = ask(&late, h.addr, "pxelinux.0").await;
+    assert!(is_busy(&p), "want server busy, got {p:?}");
+    let ev = h.wait_event(|e| matches!(e, TftpEvent::Refused { .. }));
+    assert!(
+        matches!(&ev, TftpEvent::Refused { reason, .. } if reason == "too many transfers"),
+        "{ev:?}"
+    );
+    // Clients that abort give their slots back at once: served in full again.
+    let abort = Packet::Error {
+        code: ErrorCode::UNDEFINED,
+        message: "bye".into(),
+    };
+    for (sock, tid) in silent[1..].iter().chain(&real) {
+        send(sock, *tid, &abort).await;
+    }
+    for _ in 0..4 {
+        h.wait_event(|e| matches!(e, TftpEvent::Failed { reason, .. } if reason.contains("bye")));
+    }
     let mut c = Client::new(h.addr).await;
     let got = c.get("pxelinux.0", &[("blksize", "1468")]).await.unwrap();
     assert_eq!(got.data, pattern(42_000));
