@@ -95,7 +95,7 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(20_000))]
 
     #[test]
-    fn arbitrary_bytes_never_panic(op in 0u8..8, body in proptest::collection::vec(any::<u8>(), 0..80), raw in any::<bool>()) {
+    fn arbitrary_bytes_never_panic(op in 0u8..8, body in prop_oneof![proptest::collection::vec(any::<u8>(), 0..80), proptest::collection::vec(any::<u8>(), 400..1200)], raw in any::<bool>()) {
         let mut bytes = if raw { Vec::new() } else { vec![0, op] };
         bytes.extend(body);
         // Whatever parses must re-encode to something that parses the same.
