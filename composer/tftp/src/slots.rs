@@ -13,7 +13,10 @@
 //! slot. So when all are taken, a new request evicts the oldest transfer
 //! whose client has not ACKed anything yet: a real client ACKs its first
 //! packet within a round trip, a flood never does, so the flood's transfers
-//! give way and a booting node's get through.
+//! give way and a booting node's get through. An evicted transfer keeps its
+//! descriptors until its worker runs the abort, so evictions pause while
+//! `max_total / 8` are still draining: whatever the flood, at most
+//! `max_total * 9 / 8` transfers hold descriptors.
 //!
 //! A slot is taken on the server loop before anything is opened, and given
 //! back when the transfer future is dropped (completion, failure, abort,
@@ -49,6 +52,9 @@ struct Entry {
 #[derive(Default)]
 struct State {
     next_id: u64,
+    /// Evicted transfers whose task has not been dropped yet: they still
+    /// hold their descriptors until their worker runs the abort.
+    draining: usize,
     entries: HashMap<u64, Entry>,
     /// Running transfers per client address; an address is removed when its
     /// count drops to zero, so the map never holds more than `max_total` keys.
@@ -71,6 +77,9 @@ impl State {
 pub(crate) struct Slots {
     max_total: usize,
     max_per_peer: usize,
+    /// Most evicted transfers still draining; bounds the transfers holding
+    /// descriptors at `max_total + max_draining` under any flood.
+    max_draining: usize,
     state: Mutex<State>,
 }
 
@@ -89,6 +98,7 @@ impl Slots {
         Arc::new(Slots {
             max_total,
             max_per_peer,
+            max_draining: (max_total / 8).max(1),
             state: Mutex::new(State::default()),
         })
     }
@@ -111,6 +121,9 @@ impl Slots {
             return Err(Busy::Peer);
         }
         if st.entries.len() >= self.max_total {
+            if st.draining >= self.max_draining {
+                return Err(Busy::Server);
+            }
             // Linear in max_transfers, only when full: a few hundred
             // comparisons per request at worst.
             let victim = st
@@ -120,9 +133,12 @@ impl Slots {
                 .min_by_key(|(_, e)| e.started)
                 .map(|(id, _)| *id);
             let e = victim.and_then(|id| st.remove(id)).ok_or(Busy::Server)?;
+            // Always set by now: the server loop admits one request at a
+            // time and records the handle right after spawning.
             if let Some(h) = e.abort {
                 h.abort();
             }
+            st.draining += 1;
             evicted = Some((e.addr, e.path));
         }
         let id = st.next_id;
@@ -181,8 +197,11 @@ impl Slot {
 
 impl Drop for Slot {
     fn drop(&mut self) {
-        // Already gone if it was evicted.
-        self.slots.lock().remove(self.id);
+        let mut st = self.slots.lock();
+        // Gone already if it was evicted: then it was draining until now.
+        if st.remove(self.id).is_none() {
+            st.draining = st.draining.saturating_sub(1);
+        }
     }
 }
 
@@ -215,5 +234,28 @@ mod tests {
         assert_eq!(take(c).err(), Some(Busy::Server));
         drop((a2, b1, c1));
         assert_eq!(s.running(), 0);
+    }
+
+    #[test]
+    fn evictions_wait_for_the_evicted_to_drain() {
+        // 8 slots, so at most one evicted transfer may still be draining.
+        let s = Slots::new(8, 8);
+        let a: SocketAddr = "10.0.0.1:1000".parse().unwrap();
+        let mut held: Vec<Slot> = (0..8).map(|_| s.acquire(a, "f").unwrap().0).collect();
+        let b: SocketAddr = "10.0.0.2:1000".parse().unwrap();
+        let (n1, evicted) = s.acquire(b, "g").unwrap();
+        assert!(evicted.is_some());
+        // The evicted task has not dropped its slot yet: no second eviction.
+        assert_eq!(s.acquire(b, "g").err(), Some(Busy::Server));
+        // Its drop (the abort ran) makes room for the next eviction.
+        let victim = held.remove(0);
+        drop(victim);
+        let (n2, evicted) = s.acquire(b, "g").unwrap();
+        assert!(evicted.is_some());
+        assert_eq!(s.running(), 8);
+        drop((held, n1, n2));
+        assert_eq!(s.running(), 0);
+        // The second victim (among `held`) has drained too.
+        assert_eq!(s.lock().draining, 0);
     }
 }

@@ -269,7 +269,9 @@ pub(crate) async fn run(
         sock,
         peer,
         shared: &shared,
-        buf: vec![0; 65536],
+        // ACK and ERROR only: anything longer is truncated and ignored, and
+        // 256 transfers of a flood hold 1 MB, not 16.
+        buf: vec![0; 4096],
         acked,
     };
     let source = Source {
