@@ -111,9 +111,15 @@ fn add_pxe(cfg: &DhcpConfig, req: &Packet, p: &mut Packet, file: &str) {
     p.file = file.as_bytes().to_vec();
     p.set_option(code::VENDOR_CLASS, b"PXEClient".as_slice());
     p.set_option(code::VENDOR_SPECIFIC, PXE_VENDOR_OPTIONS);
-    // RFC 4578 §2.3 asks servers to echo the client's UUID.
-    if let Some(uuid) = req.option(code::CLIENT_UUID) {
-        p.set_option(code::CLIENT_UUID, uuid);
+    // RFC 4578 §2.3 asks servers to echo the client's UUID. Only its one
+    // valid form (type 0 + 16 bytes) is echoed: anything else, above all a
+    // long option (RFC 3396 concatenation allows ~60 KB), would turn a
+    // spoofed DISCOVER into a large broadcast reply.
+    if let Some(uuid) = req.client_uuid() {
+        let mut v = Vec::with_capacity(17);
+        v.push(0);
+        v.extend_from_slice(&uuid);
+        p.set_option(code::CLIENT_UUID, v);
     }
     let prl = req.parameter_request_list().unwrap_or_default();
     if prl.contains(&code::TFTP_SERVER) {

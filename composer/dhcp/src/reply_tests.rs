@@ -207,6 +207,36 @@ fn offer_carries_inventory_and_network_options() {
 }
 
 #[test]
+fn client_uuid_is_echoed_only_in_its_rfc_4578_form() {
+    let mut long = vec![0u8];
+    long.extend(std::iter::repeat_n(0xab, 16));
+    let cases: Vec<(Vec<u8>, Option<Vec<u8>>)> = vec![
+        (long.clone(), Some(long.clone())),
+        // Wrong type, short, one byte over, and a 254-byte option.
+        ([&[1u8][..], &long[1..]].concat(), None),
+        (vec![0, 1, 2], None),
+        ([&long[..], &[0]].concat(), None),
+        (vec![0; 254], None),
+        // A long option (RFC 3396): 60 KB in must not mean 60 KB out.
+        (vec![0; 60_000], None),
+    ];
+    for (uuid, want) in cases {
+        for proxy in [false, true] {
+            let r = req(
+                NODE,
+                MessageType::Discover,
+                &[PXE, BIOS, (code::CLIENT_UUID, &uuid)],
+            );
+            let p = respond(&cfg(proxy, true), Port::Dhcp, FROM, &r)
+                .0
+                .unwrap()
+                .packet;
+            assert_eq!(opt(&p, code::CLIENT_UUID), want, "{} bytes", uuid.len());
+        }
+    }
+}
+
+#[test]
 fn pxe_replies_echo_vendor_class_uuid_and_requested_boot_options() {
     let uuid: &[u8] = &[0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16];
     let prl: &[u8] = &[1, 3, 66, 67];
@@ -383,5 +413,28 @@ proptest! {
                 prop_assert!(Packet::parse(&r.packet.encode()).is_ok());
             }
         }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(5_000))]
+
+    /// Whatever option 97 a client sends (any length up to 4 KB, split into
+    /// RFC 3396 instances), the reply echoes it only in the 17-byte RFC 4578
+    /// form and never grows with it.
+    #[test]
+    fn fuzz_client_uuid_is_echoed_only_when_valid(
+        uuid in prop_oneof![
+            proptest::collection::vec(any::<u8>(), 17),
+            proptest::collection::vec(any::<u8>(), 0..4096),
+        ],
+        proxy in any::<bool>(),
+    ) {
+        let r = req(NODE, MessageType::Discover, &[PXE, BIOS, (code::CLIENT_UUID, &uuid)]);
+        let r = Packet::parse(&r.encode()).unwrap();
+        let p = respond(&cfg(proxy, true), Port::Dhcp, FROM, &r).0.unwrap().packet;
+        let valid = uuid.len() == 17 && uuid[0] == 0;
+        prop_assert_eq!(opt(&p, code::CLIENT_UUID), valid.then(|| uuid.clone()));
+        prop_assert!(p.encode().len() < 600);
     }
 }

@@ -9,10 +9,22 @@
 //! use BENEATH rather than IN_ROOT on purpose: IN_ROOT would re-root
 //! `evil -> /etc/passwd` at the anchor and quietly serve some other file,
 //! while a refusal shows the operator the broken link.
+//!
+//! The boundary alone is too wide when it is a whole publish tree (which
+//! also holds every root and the cluster's private files), so two more
+//! checks run on the resolved file before it is opened for reading:
+//! - it must lie in one of the `subtrees` of the boundary (for compose:
+//!   `tftp/` and `images/`, which `tftp/images` and the pxelinux.cfg links
+//!   point into). Where a file really is, after every symlink, is what the
+//!   kernel reports for the O_PATH descriptor in /proc/self/fd; if that
+//!   cannot be read the request is refused (fail closed);
+//! - it must be world-readable (o+r), as tftpd-hpa requires without
+//!   `--permissive`: TFTP has no authentication, so only what anyone may
+//!   read is served.
 
 use std::ffi::OsStr;
 use std::fs::File;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
@@ -71,12 +83,23 @@ pub struct Confinement {
     anchor: OwnedFd,
     /// `root` relative to `confine` ("" when they are the same directory).
     prefix: PathBuf,
+    /// Absolute, canonical directories a served file must lie in; empty
+    /// means anywhere under the boundary.
+    subtrees: Vec<PathBuf>,
+    /// Serve only files with the o+r permission bit.
+    world_readable: bool,
 }
 
 impl Confinement {
     /// Opens `confine` and checks that `root` lies inside it (both resolved
     /// with realpath once, at start-up, by the operator's configuration).
-    pub fn open(root: &Path, confine: &Path) -> std::io::Result<Confinement> {
+    /// `subtrees` are plain relative paths under `confine`.
+    pub fn open(
+        root: &Path,
+        confine: &Path,
+        subtrees: &[PathBuf],
+        world_readable: bool,
+    ) -> std::io::Result<Confinement> {
         let root = std::fs::canonicalize(root)?;
         let confine = std::fs::canonicalize(confine)?;
         let prefix = root
@@ -99,10 +122,74 @@ impl Confinement {
                 format!("{} is not a directory", confine.display()),
             ));
         }
+        let subtrees = subtrees
+            .iter()
+            .map(|sub| {
+                // One that does not exist yet (a tree nothing was published
+                // to) is taken as written, so it works once created.
+                let p = match std::fs::canonicalize(confine.join(sub)) {
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => confine.join(sub),
+                    r => r?,
+                };
+                if sub
+                    .components()
+                    .any(|c| !matches!(c, std::path::Component::Normal(_)))
+                {
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::InvalidInput,
+                        format!(
+                            "TFTP subtree {} must be a plain relative path",
+                            sub.display()
+                        ),
+                    ));
+                }
+                if !p.starts_with(&confine) {
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::InvalidInput,
+                        format!(
+                            "TFTP subtree {} is not inside the confinement {}",
+                            p.display(),
+                            confine.display()
+                        ),
+                    ));
+                }
+                Ok(p)
+            })
+            .collect::<std::io::Result<Vec<_>>>()?;
         Ok(Confinement {
             anchor: anchor.into(),
             prefix,
+            subtrees,
+            world_readable,
         })
+    }
+
+    /// Refuses a resolved file outside the subtrees or not world-readable.
+    fn allowed(&self, probe: &OwnedFd, mode: u32) -> Result<(), Refusal> {
+        if self.world_readable && mode & 0o004 == 0 {
+            return Err(refuse(
+                ErrorCode::ACCESS_VIOLATION,
+                "file is not world-readable",
+            ));
+        }
+        if self.subtrees.is_empty() {
+            return Ok(());
+        }
+        let link = format!("/proc/self/fd/{}", probe.as_raw_fd());
+        let real = std::fs::read_link(&link).map_err(|e| {
+            refuse(
+                ErrorCode::ACCESS_VIOLATION,
+                format!("cannot tell where the file is ({link}: {e})"),
+            )
+        })?;
+        if self.subtrees.iter().any(|t| real.starts_with(t)) {
+            Ok(())
+        } else {
+            Err(refuse(
+                ErrorCode::ACCESS_VIOLATION,
+                "path leaves the served directories (symlink)",
+            ))
+        }
     }
 
     fn open_how(&self, rel: &Path, flags: OFlag) -> nix::Result<OwnedFd> {
@@ -129,6 +216,7 @@ impl Confinement {
         let probe = self.open_how(rel, OFlag::O_PATH).map_err(errno_refusal)?;
         let st = fstat(probe.as_fd()).map_err(errno_refusal)?;
         regular(st.st_mode)?;
+        self.allowed(&probe, st.st_mode)?;
         let fd = self
             .open_how(rel, OFlag::O_RDONLY | OFlag::O_NONBLOCK | OFlag::O_NOCTTY)
             .map_err(errno_refusal)?;
@@ -222,7 +310,7 @@ mod tests {
         ln("../secret", "tftp/sec");
         ln("f", "tftp/sub/loop");
         ln("/proc/self/root/etc/passwd", "tftp/magic");
-        let c = Confinement::open(&top.join("tftp"), top).unwrap();
+        let c = Confinement::open(&top.join("tftp"), top, &[], false).unwrap();
         let cases: &[(&str, Result<u64, ErrorCode>)] = &[
             ("f", Ok(5)),
             ("images/x/k", Ok(6)),
@@ -243,11 +331,77 @@ mod tests {
             assert_eq!(&got, want, "{name}");
         }
         // Confined to the root itself, the sibling is out of bounds.
-        let tight = Confinement::open(&top.join("tftp"), &top.join("tftp")).unwrap();
+        let tight = Confinement::open(&top.join("tftp"), &top.join("tftp"), &[], false).unwrap();
         for name in ["sec", "images/x/k", "up/secret"] {
             let got = tight.open_file(Path::new(name)).map_err(|r| r.code);
             assert_eq!(got.unwrap_err(), ErrorCode::ACCESS_VIOLATION, "{name}");
         }
-        assert!(Confinement::open(top, &top.join("tftp")).is_err());
+        assert!(Confinement::open(top, &top.join("tftp"), &[], false).is_err());
+    }
+
+    #[test]
+    fn subtrees_and_world_readable() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let top = dir.path();
+        for d in [
+            "tftp/pxelinux.cfg",
+            "images/x/gen/1",
+            "roots/r/etc",
+            "cluster",
+        ] {
+            std::fs::create_dir_all(top.join(d)).unwrap();
+        }
+        let file = |p: &str, mode: u32| {
+            std::fs::write(top.join(p), p).unwrap();
+            std::fs::set_permissions(top.join(p), std::fs::Permissions::from_mode(mode)).unwrap();
+        };
+        file("tftp/pxelinux.0", 0o644);
+        file("images/x/gen/1/vmlinuz", 0o644);
+        file("images/x/gen/1/pxelinux.cfg", 0o644);
+        file("images/x/gen/1/private", 0o600);
+        file("roots/r/etc/passwd", 0o644);
+        file("cluster/secret", 0o644);
+        let ln =
+            |target: &str, link: &str| std::os::unix::fs::symlink(target, top.join(link)).unwrap();
+        ln("../images", "tftp/images");
+        ln(
+            "../images/x/gen/1/pxelinux.cfg",
+            "tftp/pxelinux.cfg/default",
+        );
+        ln("../roots", "tftp/roots");
+        ln("../cluster/secret", "tftp/secret");
+        ln("../../roots/r/etc/passwd", "images/x/passwd");
+        let c = Confinement::open(
+            &top.join("tftp"),
+            top,
+            &["tftp".into(), "images".into()],
+            true,
+        )
+        .unwrap();
+        let ok = [
+            "pxelinux.0",
+            "images/x/gen/1/vmlinuz",
+            "pxelinux.cfg/default",
+        ];
+        for name in ok {
+            assert!(c.open_file(Path::new(name)).is_ok(), "{name}");
+        }
+        let bad = [
+            "images/x/gen/1/private",
+            "roots/r/etc/passwd",
+            "secret",
+            "images/x/passwd",
+        ];
+        for name in bad {
+            let r = c.open_file(Path::new(name)).unwrap_err();
+            assert_eq!(r.code, ErrorCode::ACCESS_VIOLATION, "{name}: {r:?}");
+        }
+        for bad in ["../x", "/etc"] {
+            assert!(Confinement::open(&top.join("tftp"), top, &[bad.into()], true).is_err());
+        }
+        // Not there yet: accepted, and nothing outside it is served.
+        let later = Confinement::open(&top.join("tftp"), top, &["later".into()], true).unwrap();
+        assert!(later.open_file(Path::new("pxelinux.0")).is_err());
     }
 }

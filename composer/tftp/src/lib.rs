@@ -14,6 +14,7 @@ mod confine;
 pub mod packet;
 mod pool;
 mod server;
+mod slots;
 mod transfer;
 
 use std::net::SocketAddr;

@@ -13,6 +13,15 @@ const ACK: u16 = 4;
 const ERROR: u16 = 5;
 const OACK: u16 = 6;
 
+/// Largest RRQ/WRQ body (after the opcode) we parse. RFC 2347 limits a
+/// request with options to 512 bytes, and tftpd-hpa reads requests into a
+/// 516-byte buffer; no boot ROM or client sends more.
+pub const MAX_REQUEST: usize = 512;
+/// Most options in one request or OACK. Real clients send at most five
+/// (blksize, tsize, timeout, windowsize, multicast); the cap keeps the work
+/// per junk request small whatever the negotiation code does with them.
+pub const MAX_OPTIONS: usize = 16;
+
 /// Transfer mode of a request. `mail` is obsolete but still parsed, so the
 /// server can refuse it with a proper error instead of "malformed".
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -100,6 +109,10 @@ pub enum PacketError {
     Trailing(&'static str),
     #[error("{0} contains a NUL byte and cannot be encoded")]
     EmbeddedNul(&'static str),
+    #[error("request of {0} bytes exceeds {MAX_REQUEST}")]
+    RequestTooLong(usize),
+    #[error("more than {MAX_OPTIONS} options")]
+    TooManyOptions,
 }
 
 /// Reads NUL-terminated strings off the front of a byte slice.
@@ -123,6 +136,9 @@ impl<'a> Fields<'a> {
 }
 
 fn parse_request(body: &[u8]) -> Result<Request, PacketError> {
+    if body.len() > MAX_REQUEST {
+        return Err(PacketError::RequestTooLong(body.len()));
+    }
     let mut f = Fields(body);
     let filename = f.next("file name")?;
     if filename.is_empty() {
@@ -150,6 +166,9 @@ fn parse_options(f: &mut Fields) -> Result<Vec<(String, String)>, PacketError> {
     let mut options = Vec::new();
     // Bounded by the datagram: every pass consumes at least two bytes.
     while !f.is_empty() {
+        if options.len() == MAX_OPTIONS {
+            return Err(PacketError::TooManyOptions);
+        }
         let name = f.next("option name")?;
         if name.is_empty() {
             return Err(PacketError::EmptyOptionName);
@@ -384,6 +403,36 @@ mod tests {
         for (bytes, want) in cases {
             assert_eq!(parse(bytes), want, "input {bytes:?}");
         }
+    }
+
+    #[test]
+    fn request_limits() {
+        let with_options = |n: usize| {
+            let mut b = b"\0\x01f\0octet\0".to_vec();
+            for i in 0..n {
+                b.extend_from_slice(format!("o{i}\0v\0").as_bytes());
+            }
+            b
+        };
+        assert!(parse(&with_options(MAX_OPTIONS)).is_ok());
+        assert_eq!(
+            parse(&with_options(MAX_OPTIONS + 1)),
+            Err(PacketError::TooManyOptions)
+        );
+        // A 60 KB request of options: refused on its size before any option
+        // is looked at.
+        let big = with_options(10_000);
+        assert_eq!(parse(&big), Err(PacketError::RequestTooLong(big.len() - 2)));
+        let mut long_name = b"\0\x01".to_vec();
+        long_name.extend(std::iter::repeat_n(b'a', MAX_REQUEST - 6));
+        long_name.extend_from_slice(b"\0octet\0");
+        assert_eq!(long_name.len() - 2, MAX_REQUEST + 1);
+        assert_eq!(
+            parse(&long_name),
+            Err(PacketError::RequestTooLong(MAX_REQUEST + 1))
+        );
+        long_name.remove(2);
+        assert!(parse(&long_name).is_ok());
     }
 
     #[test]

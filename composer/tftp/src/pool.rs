@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 use tokio::runtime::Handle;
 use tokio::sync::oneshot;
-use tokio::task::JoinSet;
+use tokio::task::{AbortHandle, JoinSet};
 
 struct Worker {
     handle: Handle,
@@ -72,26 +72,24 @@ impl Pool {
     /// Spawns `transfer` on the least busy worker, tracked by `set` (so the
     /// server's limit and shutdown cover it). It is first polled on the
     /// worker, inside its runtime: register sockets there, not before.
+    /// Returns the handle that aborts it (None only without workers).
     pub(crate) fn spawn(
         &self,
         set: &mut JoinSet<()>,
         transfer: impl Future<Output = ()> + Send + 'static,
-    ) {
-        let Some(w) = self
+    ) -> Option<AbortHandle> {
+        let w = self
             .workers
             .iter()
-            .min_by_key(|w| w.active.load(Ordering::Relaxed))
-        else {
-            return;
-        };
+            .min_by_key(|w| w.active.load(Ordering::Relaxed))?;
         w.active.fetch_add(1, Ordering::Relaxed);
         let active = Active(w.active.clone());
-        set.spawn_on(
+        Some(set.spawn_on(
             async move {
                 let _active = active;
                 transfer.await;
             },
             &w.handle,
-        );
+        ))
     }
 }

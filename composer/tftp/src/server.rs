@@ -14,12 +14,9 @@ use tokio::task::JoinSet;
 use crate::confine::Confinement;
 use crate::packet::{self, error_packet, ErrorCode, Packet};
 use crate::pool::Pool;
+use crate::slots::{Busy, Slots};
 use crate::transfer::{self, MAX_BLKSIZE, MIN_BLKSIZE};
 use crate::{TftpError, TftpEvent};
-
-/// Upper bound on simultaneous transfers: a request flood costs at most this
-/// many sockets and tasks; the rest get ERROR 0 "server busy".
-const MAX_TRANSFERS: usize = 1024;
 
 #[derive(Debug, Clone)]
 pub struct TftpConfig {
@@ -28,6 +25,13 @@ pub struct TftpConfig {
     /// The boundary no resolved path (symlinks included) may leave, e.g.
     /// /srv/compose. Must contain `root` (or be it).
     pub confine: PathBuf,
+    /// Directories, relative to `confine`, that a requested file must lie
+    /// in once every symlink is resolved (e.g. `tftp` and `images` of a
+    /// publish tree); empty: anywhere under `confine`.
+    pub subtrees: Vec<PathBuf>,
+    /// Serve only world-readable files (o+r), like tftpd-hpa without
+    /// `--permissive`.
+    pub world_readable_only: bool,
     /// 0.0.0.0:69 in production; 127.0.0.1:0 in tests.
     pub bind: SocketAddr,
     /// Largest blksize granted (8..=65464); 1468 fits a 1500-byte MTU.
@@ -38,6 +42,28 @@ pub struct TftpConfig {
     pub retries: u32,
     /// Largest windowsize granted (>= 1).
     pub max_window: u16,
+    /// Retransmissions before the client has acknowledged anything (the
+    /// OACK or DATA 1). A spoofed request makes us send to a victim that
+    /// never asked: this bounds what it receives to `1 + retries_before_ack`
+    /// packets. After the first ACK the peer is known to be real and
+    /// `retries` applies.
+    pub retries_before_ack: u32,
+    /// Transfers running at once. Each holds two descriptors, so this
+    /// bounds the descriptors a request flood can take. When all are taken,
+    /// a new request evicts the oldest transfer whose client never ACKed
+    /// (a flood's); if every one has ACKed, it gets ERROR 0 "server busy"
+    /// without a file or socket being opened.
+    pub max_transfers: usize,
+    /// Transfers running at once for one client address (all its ports).
+    pub max_per_peer: usize,
+    /// Largest `timeout` option accepted (RFC 2349). A request asking for
+    /// more gets no `timeout` in the OACK, so both sides use their own
+    /// default: RFC 2349 lets the server only echo the client's value or
+    /// leave it out, and a changed value would be rejected by strict clients.
+    pub max_timeout: Duration,
+    /// A transfer still running after this long ends (Failed), however the
+    /// client paces its ACKs.
+    pub max_lifetime: Duration,
 }
 
 impl TftpConfig {
@@ -46,12 +72,26 @@ impl TftpConfig {
         let root = root.into();
         TftpConfig {
             confine: root.clone(),
+            subtrees: Vec::new(),
+            world_readable_only: true,
             root,
             bind,
             max_blksize: 1468,
             default_timeout: Duration::from_secs(1),
             retries: 5,
             max_window: 64,
+            retries_before_ack: 2,
+            // Hundreds of nodes booting at once each fetch a few files in a
+            // row, most of them small; 256 running transfers (512
+            // descriptors) keeps half of a 1024 limit for NFS and the rest.
+            max_transfers: 256,
+            // pxelinux.0, ldlinux, config probes, kernel and initrd, with
+            // some in parallel and a retried RRQ or two on top.
+            max_per_peer: 8,
+            max_timeout: Duration::from_secs(10),
+            // A 1 GB initrd at 512-byte lock-step blocks and 1 ms RTT takes
+            // about half an hour; boot files are tens of MB, seconds on a LAN.
+            max_lifetime: Duration::from_secs(600),
         }
     }
 
@@ -69,6 +109,12 @@ impl TftpConfig {
         if self.default_timeout.is_zero() {
             return bad("default_timeout must be positive".into());
         }
+        if self.max_transfers == 0 || self.max_per_peer == 0 {
+            return bad("max_transfers and max_per_peer must be at least 1".into());
+        }
+        if self.max_lifetime.is_zero() {
+            return bad("max_lifetime must be positive".into());
+        }
         Ok(())
     }
 }
@@ -78,6 +124,7 @@ pub(crate) struct Shared {
     pub cfg: TftpConfig,
     pub confinement: Confinement,
     pub events: UnboundedSender<TftpEvent>,
+    pub slots: Arc<Slots>,
 }
 
 /// A bound server that has not started serving yet; binding first lets a
@@ -93,15 +140,20 @@ impl TftpServer {
     /// Validates `cfg`, opens the confinement directory and binds the socket.
     pub async fn bind(cfg: TftpConfig) -> Result<(TftpServer, SocketAddr), TftpError> {
         cfg.validate()?;
-        let confinement =
-            Confinement::open(&cfg.root, &cfg.confine).map_err(|source| TftpError::Io {
-                context: format!(
-                    "opening TFTP root {} (confined to {})",
-                    cfg.root.display(),
-                    cfg.confine.display()
-                ),
-                source,
-            })?;
+        let confinement = Confinement::open(
+            &cfg.root,
+            &cfg.confine,
+            &cfg.subtrees,
+            cfg.world_readable_only,
+        )
+        .map_err(|source| TftpError::Io {
+            context: format!(
+                "opening TFTP root {} (confined to {})",
+                cfg.root.display(),
+                cfg.confine.display()
+            ),
+            source,
+        })?;
         let socket = UdpSocket::bind(cfg.bind)
             .await
             .map_err(|source| TftpError::Io {
@@ -153,6 +205,7 @@ impl TftpServer {
             socket,
         } = self;
         let shared = Arc::new(Shared {
+            slots: Slots::new(cfg.max_transfers, cfg.max_per_peer),
             cfg,
             confinement,
             events,
@@ -224,14 +277,27 @@ async fn dispatch(
         Packet::Rrq(r) | Packet::Wrq(r) => r.filename.clone(),
         _ => String::new(),
     };
-    if tasks.len() >= MAX_TRANSFERS {
-        let _ = socket
-            .send_to(&error_packet(ErrorCode::UNDEFINED, "server busy"), peer)
-            .await;
-        let reason = "too many transfers".to_owned();
-        let _ = events.send(TftpEvent::Refused { peer, path, reason });
-        return;
-    }
+    let busy = |reason: &str| {
+        let reason = reason.to_owned();
+        let path = path.clone();
+        async move {
+            let _ = socket
+                .send_to(&error_packet(ErrorCode::UNDEFINED, "server busy"), peer)
+                .await;
+            let _ = events.send(TftpEvent::Refused { peer, path, reason });
+        }
+    };
+    let slot = match shared.slots.acquire(peer, &path) {
+        Ok((slot, evicted)) => {
+            if let Some((peer, path)) = evicted {
+                let reason = "evicted: never ACKed, and all transfer slots were taken".into();
+                let _ = events.send(TftpEvent::Failed { peer, path, reason });
+            }
+            slot
+        }
+        Err(Busy::Server) => return busy("too many transfers").await,
+        Err(Busy::Peer) => return busy("too many transfers from this address").await,
+    };
     // The transfer's own socket: same local address, kernel-chosen port.
     // Bound here so a failure is reported at once; registered with tokio on
     // the pool worker that runs the transfer.
@@ -241,22 +307,27 @@ async fn dispatch(
         Ok(s)
     }) {
         Ok(s) => s,
-        Err(e) => {
-            let reason = format!("cannot open a transfer socket: {e}");
-            let _ = events.send(TftpEvent::Failed { peer, path, reason });
-            return;
-        }
+        // EMFILE/ENFILE above all: answer from the server socket (which
+        // needs no new descriptor) so the client knows, and keep serving.
+        Err(e) => return busy(&format!("cannot open a transfer socket: {e}")).await,
     };
+    let slots = shared.slots.clone();
     let shared = shared.clone();
-    pool.spawn(tasks, async move {
+    let acked = slot.acked_flag();
+    let id = slot.id();
+    let abort = pool.spawn(tasks, async move {
+        let _slot = slot;
         match UdpSocket::from_std(sock) {
-            Ok(sock) => transfer::run(shared, sock, peer, pkt).await,
+            Ok(sock) => transfer::run(shared, sock, peer, pkt, acked).await,
             Err(e) => {
                 let reason = format!("cannot register the transfer socket: {e}");
                 let _ = shared.events.send(TftpEvent::Failed { peer, path, reason });
             }
         }
     });
+    if let Some(h) = abort {
+        slots.set_abort(id, h);
+    }
 }
 
 /// Binds and serves in one call (production: nobody needs the port first).

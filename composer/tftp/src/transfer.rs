@@ -8,6 +8,7 @@ use std::collections::VecDeque;
 use std::fs::File;
 use std::net::SocketAddr;
 use std::os::unix::fs::FileExt;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -36,41 +37,52 @@ pub(crate) struct Params {
     pub oack: Vec<(String, String)>,
 }
 
+/// The server's limits on what a client may negotiate.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Limits {
+    pub max_blksize: u16,
+    pub max_window: u16,
+    pub default_timeout: Duration,
+    pub max_timeout: Duration,
+}
+
 /// Picks the options we accept. Invalid or unknown options are left out of
-/// the OACK, which RFC 2347 lets a server do; values above our limits are
-/// clamped (and the clamped value is what the OACK tells the client).
-pub(crate) fn negotiate(
-    req: &Request,
-    size: u64,
-    max_blksize: u16,
-    max_window: u16,
-    default_timeout: Duration,
-) -> Params {
+/// the OACK, which RFC 2347 lets a server do; blksize and windowsize above
+/// our limits are clamped (and the clamped value is what the OACK tells the
+/// client). A `timeout` above `max_timeout` is left out instead: RFC 2349
+/// has the server echo the client's value or nothing.
+///
+/// One pass over the options, with a flag per known option for "first
+/// occurrence wins": linear in the option count.
+pub(crate) fn negotiate(req: &Request, size: u64, lim: Limits) -> Params {
     let mut p = Params {
         blksize: 512,
         window: 1,
-        timeout: default_timeout,
+        timeout: lim.default_timeout,
         oack: Vec::new(),
     };
-    // Walk in request order so the OACK mirrors it; first occurrence wins.
-    let mut seen: Vec<String> = Vec::new();
+    let max_timeout = lim.max_timeout.as_secs().min(255);
+    // blksize, windowsize, timeout, tsize: seen already?
+    let mut seen = [false; 4];
     for (name, value) in &req.options {
-        let lname = name.to_ascii_lowercase();
-        if seen.contains(&lname) {
+        let known = ["blksize", "windowsize", "timeout", "tsize"]
+            .iter()
+            .position(|k| name.eq_ignore_ascii_case(k));
+        let Some(i) = known else { continue };
+        if std::mem::replace(&mut seen[i], true) {
             continue;
         }
-        seen.push(lname.clone());
         let num = value.trim().parse::<u64>().ok();
-        let accepted = match (lname.as_str(), num) {
-            ("blksize", Some(v)) if v >= u64::from(MIN_BLKSIZE) => {
-                p.blksize = v.min(u64::from(max_blksize)) as u16;
+        let accepted = match (i, num) {
+            (0, Some(v)) if v >= u64::from(MIN_BLKSIZE) => {
+                p.blksize = v.min(u64::from(lim.max_blksize)) as u16;
                 Some(p.blksize.to_string())
             }
-            ("windowsize", Some(v)) if (1..=65535).contains(&v) => {
-                p.window = v.min(u64::from(max_window)) as u16;
+            (1, Some(v)) if (1..=65535).contains(&v) => {
+                p.window = v.min(u64::from(lim.max_window)) as u16;
                 Some(p.window.to_string())
             }
-            ("timeout", Some(v)) if (1..=255).contains(&v) => {
+            (2, Some(v)) if (1..=max_timeout).contains(&v) => {
                 p.timeout = Duration::from_secs(v);
                 Some(v.to_string())
             }
@@ -78,7 +90,7 @@ pub(crate) fn negotiate(
             // file, so tsize is answered for octet only. Not for an empty
             // file either: curl (7.88) aborts on "tsize 0" in an OACK, and
             // leaving an option out is always allowed (RFC 2347).
-            ("tsize", Some(_)) if req.mode == Mode::Octet && size > 0 => Some(size.to_string()),
+            (3, Some(_)) if req.mode == Mode::Octet && size > 0 => Some(size.to_string()),
             _ => None,
         };
         if let Some(v) = accepted {
@@ -155,6 +167,7 @@ struct Session<'a> {
     peer: SocketAddr,
     shared: &'a Shared,
     buf: Vec<u8>,
+    acked: Arc<AtomicBool>,
 }
 
 impl Session<'_> {
@@ -177,7 +190,10 @@ impl Session<'_> {
                 continue;
             }
             match packet::parse(&self.buf[..n]) {
-                Ok(Packet::Ack { block }) => return Ok(Reply::Ack(block)),
+                Ok(Packet::Ack { block }) => {
+                    self.acked.store(true, Ordering::Relaxed);
+                    return Ok(Reply::Ack(block));
+                }
                 Ok(Packet::Error { code, message }) => return Ok(Reply::Error(code, message)),
                 // Anything else from the peer (a repeated RRQ, garbage) is
                 // ignored; the retransmission timer covers real loss.
@@ -188,7 +204,15 @@ impl Session<'_> {
 }
 
 /// Handles one request from `peer` on the fresh socket `sock`.
-pub(crate) async fn run(shared: Arc<Shared>, sock: UdpSocket, peer: SocketAddr, pkt: Packet) {
+/// `acked` is set at the client's first ACK (the transfer is then no longer
+/// evictable, see slots.rs).
+pub(crate) async fn run(
+    shared: Arc<Shared>,
+    sock: UdpSocket,
+    peer: SocketAddr,
+    pkt: Packet,
+    acked: Arc<AtomicBool>,
+) {
     let events = &shared.events;
     let (req, is_write) = match pkt {
         Packet::Rrq(r) => (r, false),
@@ -226,13 +250,13 @@ pub(crate) async fn run(shared: Arc<Shared>, sock: UdpSocket, peer: SocketAddr, 
         Err(r) => return refuse(r).await,
     };
     let cfg = &shared.cfg;
-    let params = negotiate(
-        &req,
-        size,
-        cfg.max_blksize,
-        cfg.max_window,
-        cfg.default_timeout,
-    );
+    let limits = Limits {
+        max_blksize: cfg.max_blksize,
+        max_window: cfg.max_window,
+        default_timeout: cfg.default_timeout,
+        max_timeout: cfg.max_timeout,
+    };
+    let params = negotiate(&req, size, limits);
     let _ = events.send(TftpEvent::Started {
         peer,
         path: path.clone(),
@@ -245,7 +269,10 @@ pub(crate) async fn run(shared: Arc<Shared>, sock: UdpSocket, peer: SocketAddr, 
         sock,
         peer,
         shared: &shared,
-        buf: vec![0; 65536],
+        // ACK and ERROR only: anything longer is truncated and ignored, and
+        // 256 transfers of a flood hold 1 MB, not 16.
+        buf: vec![0; 4096],
+        acked,
     };
     let source = Source {
         file: Arc::new(file),
@@ -255,7 +282,18 @@ pub(crate) async fn run(shared: Arc<Shared>, sock: UdpSocket, peer: SocketAddr, 
         pos: 0,
         netascii: req.mode == Mode::Netascii,
     };
-    let event = match send_file(&mut session, &params, source).await {
+    // Bounds the transfer however the client paces its ACKs (each one just
+    // before our timeout would otherwise keep it alive indefinitely).
+    let lifetime = cfg.max_lifetime;
+    let sent = tokio::time::timeout(lifetime, send_file(&mut session, &params, source))
+        .await
+        .unwrap_or_else(|_| {
+            Err(format!(
+                "transfer exceeded its maximum lifetime of {} s",
+                lifetime.as_secs()
+            ))
+        });
+    let event = match sent {
         Ok(bytes) => TftpEvent::Finished {
             peer,
             path,
@@ -269,7 +307,10 @@ pub(crate) async fn run(shared: Arc<Shared>, sock: UdpSocket, peer: SocketAddr, 
 
 /// Sends OACK (if any) then the file; returns payload bytes sent or why not.
 async fn send_file(s: &mut Session<'_>, p: &Params, mut src: Source) -> Result<u64, String> {
-    let retries = s.shared.cfg.retries;
+    let cfg = &s.shared.cfg;
+    // Until the first ACK the peer may be a spoofed victim: retransmit less.
+    let mut retries = cfg.retries_before_ack.min(cfg.retries);
+    let after_ack = cfg.retries;
     let io = |e: std::io::Error| format!("I/O error: {e}");
     if !p.oack.is_empty() {
         let oack = encode(&Packet::Oack {
@@ -282,7 +323,10 @@ async fn send_file(s: &mut Session<'_>, p: &Params, mut src: Source) -> Result<u
             let deadline = Instant::now() + p.timeout;
             loop {
                 match s.wait(deadline).await.map_err(io)? {
-                    Reply::Ack(0) => break 'oack,
+                    Reply::Ack(0) => {
+                        retries = after_ack;
+                        break 'oack;
+                    }
                     // A stray ACK gets no answer (no Sorcerer's Apprentice).
                     Reply::Ack(_) => {}
                     Reply::Error(code, msg) => return Err(client_error(code, &msg)),
@@ -345,6 +389,7 @@ async fn send_file(s: &mut Session<'_>, p: &Params, mut src: Source) -> Result<u
         };
         if advanced {
             tries = 0;
+            retries = after_ack;
         } else {
             tries += 1;
             if tries > retries {
@@ -417,6 +462,15 @@ mod tests {
             ),
             (Mode::Octet, &[("timeout", "0")], (512, 1, d), &[]),
             (Mode::Octet, &[("timeout", "256")], (512, 1, d), &[]),
+            // Above max_timeout: left out, not clamped (RFC 2349).
+            (
+                Mode::Octet,
+                &[("timeout", "10")],
+                (512, 1, s(10)),
+                &[("timeout", "10")],
+            ),
+            (Mode::Octet, &[("timeout", "11")], (512, 1, d), &[]),
+            (Mode::Octet, &[("timeout", "255")], (512, 1, d), &[]),
             (
                 Mode::Octet,
                 &[("windowsize", "4")],
@@ -443,8 +497,14 @@ mod tests {
                 &[("blksize", "1024")],
             ),
         ];
+        let lim = Limits {
+            max_blksize: 1468,
+            max_window: 16,
+            default_timeout: d,
+            max_timeout: Duration::from_secs(10),
+        };
         for (mode, opts, (blk, win, to), oack) in cases {
-            let p = negotiate(&req(*mode, opts), 1000, 1468, 16, d);
+            let p = negotiate(&req(*mode, opts), 1000, lim);
             assert_eq!(
                 (p.blksize, p.window, p.timeout),
                 (*blk, *win, *to),
@@ -457,8 +517,39 @@ mod tests {
             assert_eq!(p.oack, want, "{opts:?}");
         }
         // An empty file: tsize is left out (curl rejects "tsize 0").
-        let p = negotiate(&req(Mode::Octet, &[("tsize", "0")]), 0, 1468, 16, d);
+        let p = negotiate(&req(Mode::Octet, &[("tsize", "0")]), 0, lim);
         assert!(p.oack.is_empty());
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(5_000))]
+
+        /// Whatever options arrive, the negotiated values stay inside the
+        /// server's limits and the OACK names each known option at most once.
+        #[test]
+        fn negotiate_stays_in_limits(
+            opts in proptest::collection::vec(
+                (proptest::sample::select(vec!["blksize", "BLKSIZE", "windowsize", "timeout", "tsize", "x"]),
+                 proptest::prop_oneof![proptest::strategy::Just("0".to_owned()), "[0-9]{1,6}", ".{0,4}"]),
+                0..40),
+        ) {
+            let owned: Vec<(&str, &str)> = opts.iter().map(|(a, b)| (*a, b.as_str())).collect();
+            let lim = Limits {
+                max_blksize: 1468,
+                max_window: 16,
+                default_timeout: Duration::from_secs(1),
+                max_timeout: Duration::from_secs(10),
+            };
+            let p = negotiate(&req(Mode::Octet, &owned), 1000, lim);
+            proptest::prop_assert!((8..=1468).contains(&p.blksize) || p.blksize == 512);
+            proptest::prop_assert!((1..=16).contains(&p.window));
+            proptest::prop_assert!(p.timeout >= Duration::from_secs(1) && p.timeout <= Duration::from_secs(10));
+            proptest::prop_assert!(p.oack.len() <= 4);
+            let mut names: Vec<String> = p.oack.iter().map(|(n, _)| n.to_ascii_lowercase()).collect();
+            names.sort();
+            names.dedup();
+            proptest::prop_assert_eq!(names.len(), p.oack.len());
+        }
     }
 
     #[test]

@@ -5,7 +5,9 @@ mod common;
 use std::time::Duration;
 
 use common::{pattern, Client, Harness};
-use compose_tftp::packet::{encode, parse, ErrorCode, Mode, Packet, Request};
+use compose_tftp::packet::{
+    encode, parse, ErrorCode, Mode, Packet, PacketError, Request, MAX_OPTIONS, MAX_REQUEST,
+};
 use proptest::prelude::*;
 
 fn text(min: usize, max: usize) -> impl Strategy<Value = String> {
@@ -50,7 +52,29 @@ proptest! {
     #[test]
     fn roundtrip(p in packet()) {
         let bytes = encode(&p).unwrap();
-        prop_assert_eq!(parse(&bytes), Ok(p));
+        let is_request = matches!(p, Packet::Rrq(_) | Packet::Wrq(_));
+        if is_request && bytes.len() - 2 > MAX_REQUEST {
+            prop_assert_eq!(parse(&bytes), Err(PacketError::RequestTooLong(bytes.len() - 2)));
+        } else {
+            prop_assert_eq!(parse(&bytes), Ok(p));
+        }
+    }
+
+    /// Any number of options: at most MAX_OPTIONS parse, more are refused
+    /// (never a panic, and never more than MAX_OPTIONS kept).
+    #[test]
+    fn option_count_is_capped(opts in proptest::collection::vec((text(1, 6), text(0, 6)), 0..200)) {
+        let p = Packet::Rrq(Request { filename: "f".into(), mode: Mode::Octet, options: opts.clone() });
+        let bytes = encode(&p).unwrap();
+        match parse(&bytes) {
+            Ok(q) => {
+                prop_assert!(opts.len() <= MAX_OPTIONS && bytes.len() - 2 <= MAX_REQUEST);
+                prop_assert_eq!(q, p);
+            }
+            Err(PacketError::TooManyOptions) => prop_assert!(opts.len() > MAX_OPTIONS),
+            Err(PacketError::RequestTooLong(n)) => prop_assert!(n > MAX_REQUEST),
+            Err(e) => prop_assert!(false, "unexpected {e}"),
+        }
     }
 
     #[test]
@@ -71,7 +95,7 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(20_000))]
 
     #[test]
-    fn arbitrary_bytes_never_panic(op in 0u8..8, body in proptest::collection::vec(any::<u8>(), 0..80), raw in any::<bool>()) {
+    fn arbitrary_bytes_never_panic(op in 0u8..8, body in prop_oneof![proptest::collection::vec(any::<u8>(), 0..80), proptest::collection::vec(any::<u8>(), 400..1200)], raw in any::<bool>()) {
         let mut bytes = if raw { Vec::new() } else { vec![0, op] };
         bytes.extend(body);
         // Whatever parses must re-encode to something that parses the same.

@@ -292,7 +292,8 @@ async fn block_numbers_roll_over() {
 
 #[tokio::test]
 async fn twenty_parallel_transfers() {
-    let mut h = Harness::start();
+    // All from 127.0.0.1: lift the per-address cap (limits.rs tests it).
+    let mut h = Harness::start_with(|c| c.max_per_peer = 20);
     for i in 0..20 {
         std::fs::write(h.root.join(format!("f{i}")), pattern(50_000 + i * 333)).unwrap();
     }
@@ -374,6 +375,20 @@ async fn bind_validates_and_serve_stops_on_shutdown() {
             "timeout",
             compose_tftp::TftpConfig {
                 default_timeout: Duration::ZERO,
+                ..cfg.clone()
+            },
+        ),
+        (
+            "transfers",
+            compose_tftp::TftpConfig {
+                max_transfers: 0,
+                ..cfg.clone()
+            },
+        ),
+        (
+            "lifetime",
+            compose_tftp::TftpConfig {
+                max_lifetime: Duration::ZERO,
                 ..cfg.clone()
             },
         ),

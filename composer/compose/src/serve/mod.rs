@@ -257,6 +257,9 @@ pub fn run(plan: Plan, mut on_log: impl FnMut(&log::Record) + Send + 'static) ->
                 SocketAddr::from((plan.server_ip, port)),
             );
             cfg.confine = plan.tree.clone();
+            // Only the TFTP root and the generations it links to: never
+            // roots/, cluster/ or state/ through a symlink (security #11).
+            cfg.subtrees = vec!["tftp".into(), "images".into()];
             let (server, addr) = compose_tftp::TftpServer::bind(cfg).await?;
             if !plan.interface.is_empty() {
                 server.bind_to_device(&plan.interface)?;
