@@ -123,6 +123,74 @@ pub fn parse_line(line: &str) -> Option<BTreeMap<String, String>> {
     out.contains_key("event").then_some(out)
 }
 
+/// Lines about peers outside the inventory (no `host=`) logged per second,
+/// at most. A flood of spoofed requests is one line per packet otherwise
+/// (tens of thousands a second into the journal); lines about inventory
+/// nodes and the server's own lines are never held back.
+pub const STRANGER_LINES_PER_SEC: u32 = 50;
+
+/// Holds back stranger lines beyond [`STRANGER_LINES_PER_SEC`] and says how
+/// many it held back, once per second, in a `serve.suppressed` line.
+#[derive(Debug)]
+pub struct Limiter {
+    window: Option<std::time::Instant>,
+    admitted: u32,
+    suppressed: u64,
+}
+
+impl Limiter {
+    pub fn new() -> Limiter {
+        Limiter {
+            window: None,
+            admitted: 0,
+            suppressed: 0,
+        }
+    }
+
+    /// The lines to write for `r` (none when it is held back) at `now`; a
+    /// call without a record only closes the window (a tick).
+    pub fn filter(&mut self, r: Option<Record>, now: std::time::Instant) -> Vec<Record> {
+        let mut out = Vec::new();
+        let elapsed = self
+            .window
+            .is_none_or(|w| now.saturating_duration_since(w) >= std::time::Duration::from_secs(1));
+        if elapsed {
+            if self.suppressed > 0 {
+                out.push(Record {
+                    at: SystemTime::now(),
+                    event: "serve.suppressed",
+                    fields: vec![
+                        ("lines", self.suppressed.to_string()),
+                        (
+                            "why",
+                            "over 50 lines a second about peers outside the inventory".into(),
+                        ),
+                    ],
+                });
+            }
+            self.window = Some(now);
+            self.admitted = 0;
+            self.suppressed = 0;
+        }
+        if let Some(r) = r {
+            let stranger = r.get("host").is_none() && !r.event.starts_with("serve.");
+            if !stranger || self.admitted < STRANGER_LINES_PER_SEC {
+                self.admitted += stranger as u32;
+                out.push(r);
+            } else {
+                self.suppressed += 1;
+            }
+        }
+        out
+    }
+}
+
+impl Default for Limiter {
+    fn default() -> Limiter {
+        Limiter::new()
+    }
+}
+
 /// Who is who: the inventory by MAC and by IP.
 #[derive(Debug, Default, Clone)]
 pub struct NodeIndex {
@@ -478,6 +546,35 @@ mod tests {
         // The newline stays escaped: the field is one value, not a new line.
         assert_eq!(back["host"], r"x\nt=1970 event=dhcp.ack host=node01");
         assert_eq!(back["event"], "tftp.refused");
+    }
+
+    #[test]
+    fn a_flood_of_stranger_lines_is_held_back_and_counted() {
+        let t0 = std::time::Instant::now();
+        let line = |host: Option<&str>| Record {
+            at: UNIX_EPOCH,
+            event: "tftp.refused",
+            fields: host
+                .map(|h| vec![("host", h.to_string())])
+                .unwrap_or_default(),
+        };
+        let mut l = Limiter::new();
+        let mut written = 0;
+        for i in 0..10_000u64 {
+            let at = t0 + std::time::Duration::from_micros(50 * i); // 0.5 s
+            written += l.filter(Some(line(None)), at).len();
+        }
+        assert_eq!(written, STRANGER_LINES_PER_SEC as usize);
+        // A node's line goes through even now.
+        assert_eq!(l.filter(Some(line(Some("node01"))), t0).len(), 1);
+        // The tick after the second says how many were held back.
+        let tick = l.filter(None, t0 + std::time::Duration::from_millis(1100));
+        assert_eq!(tick.len(), 1);
+        assert_eq!(tick[0].event, "serve.suppressed");
+        assert_eq!(tick[0].get("lines"), Some("9950"));
+        assert!(l
+            .filter(None, t0 + std::time::Duration::from_millis(2200))
+            .is_empty());
     }
 
     #[test]

@@ -2,8 +2,8 @@
 //! one tokio process.
 //!
 //! DHCP hands each inventory node its address and hostname and points PXE
-//! clients at pxelinux.0; TFTP serves the publish tree's `tftp/` (confined
-//! to the publish tree, whose relative symlinks lead into `images/`); NFS
+//! clients at pxelinux.0; TFTP serves the publish tree's `tftp/` and the
+//! generations under `images/` it links to, nothing else; NFS
 //! exports every root under `roots/` read-only at its own path, re-read on
 //! every mount so new generations appear without a restart. Per-MAC pxelinux
 //! entries are regenerated from the inventory at start.
@@ -193,9 +193,11 @@ fn device_note(interface: &str) -> String {
 pub fn run(plan: Plan, mut on_log: impl FnMut(&log::Record) + Send + 'static) -> Result<()> {
     let index = log::NodeIndex::new(&plan.nodes);
     let mut boots = status::Saver::new(&plan.tree, status::load(&plan.tree).unwrap_or_default());
-    // Every event is logged; the boot record is saved at most once a second
+    // Every event is logged (lines about strangers at most 50 a second, see
+    // log::Limiter); the boot record is saved at most once a second
     // (a storm of ACKs must not become a storm of rewrites), and on a tick
     // and at stop so the last step is never lost.
+    let mut limiter = log::Limiter::new();
     let mut on_event = move |e: Option<Event>, now: std::time::Instant| {
         let r = e.map(|e| log::record(&e, &index, std::time::SystemTime::now()));
         if let Err(err) = boots.observe(r.as_ref(), now) {
@@ -205,8 +207,8 @@ pub fn run(plan: Plan, mut on_log: impl FnMut(&log::Record) + Send + 'static) ->
                 fields: vec![("error", format!("{err:#}"))],
             });
         }
-        if let Some(r) = &r {
-            on_log(r);
+        for line in limiter.filter(r, now) {
+            on_log(&line);
         }
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
