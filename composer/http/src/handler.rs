@@ -90,18 +90,15 @@ impl Handler {
         let raw = req.uri().path().to_owned();
         let mut resp = self.route(req, peer, &raw, started);
         if method == Method::HEAD {
-            // hyper keeps Content-Length and sends no body for HEAD; drop
-            // the stream now so no file read is started.
-            let file = matches!(resp.body(), ResponseBody::File(_));
+            // hyper sends no body for HEAD but keeps an explicit
+            // Content-Length: the length the GET would have had. File
+            // responses set theirs without opening a stream.
             let len = hyper::body::Body::size_hint(resp.body()).exact();
-            if let Some(len) = len.filter(|_| resp.status() != StatusCode::NOT_MODIFIED) {
+            if let Some(len) = len.filter(|&n| n > 0) {
                 resp.headers_mut()
                     .insert(header::CONTENT_LENGTH, HeaderValue::from(len));
             }
             *resp.body_mut() = ResponseBody::Empty;
-            if file {
-                self.finished(peer, &raw, resp.status().as_u16(), 0, started);
-            }
         }
         self.metrics
             .request(method.as_str(), resp.status().as_u16());
@@ -191,7 +188,8 @@ impl Handler {
                 Err(r) => return self.refused(peer, raw, r),
             }
         };
-        self.file_response(req.headers(), opened, class, peer, raw, t)
+        let head = req.method() == Method::HEAD;
+        self.file_response(req.headers(), opened, class, head, (peer, raw, t))
     }
 
     fn file_response(
@@ -199,9 +197,8 @@ impl Handler {
         headers: &HeaderMap,
         opened: Opened,
         class: CacheClass,
-        peer: SocketAddr,
-        raw: &str,
-        t: Instant,
+        head: bool,
+        (peer, raw, t): (SocketAddr, &str, Instant),
     ) -> Resp {
         let Opened { file, size, etag } = opened;
         let mut r = Response::new(ResponseBody::Empty);
@@ -254,6 +251,12 @@ impl Handler {
             }
             Some(RangeSpec::Ignore) | None => (0, size, 200),
         };
+        if head {
+            let len = HeaderValue::from(end - start);
+            r.headers_mut().insert(header::CONTENT_LENGTH, len);
+            self.finished(peer, raw, status, 0, t);
+            return r;
+        }
         let report = Report {
             peer,
             path: raw.to_owned(),

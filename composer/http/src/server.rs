@@ -37,9 +37,12 @@ pub struct HttpConfig {
     pub max_connections: usize,
     /// Open connections per client address at most.
     pub max_per_peer: usize,
-    /// Time to receive a whole request head (slowloris bound).
+    /// Time to receive a whole request head, counted from when the server
+    /// starts waiting for it: on a new connection and after each response.
+    /// Bounds slowloris headers and, in effect, kept-alive idle time.
     pub header_timeout: Duration,
-    /// Time a kept-alive connection may sit without traffic.
+    /// Time a connection may move no byte in either direction while a read
+    /// waits (a stalled request body, a silent connection).
     pub idle_timeout: Duration,
     /// Time a write may make no progress (a client that stopped reading).
     pub write_timeout: Duration,
