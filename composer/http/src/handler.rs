@@ -21,7 +21,7 @@ use crate::HttpEvent;
 
 /// A closure rendering dynamic content on each request; it runs on the
 /// connection's task, so it must be quick (render a snapshot, no I/O).
-pub type Hook = Arc<dyn Fn() -> Vec<u8> + Send + Sync>;
+pub type Hook<T> = Arc<dyn Fn() -> T + Send + Sync>;
 
 /// Per-client files: URL path (without the leading `/`) -> the file and the
 /// only address allowed to fetch it. Shared with the caller, who updates it
@@ -62,8 +62,10 @@ impl PrivateFiles {
 pub struct Handler {
     pub confinement: Confinement,
     pub private: PrivateFiles,
-    pub status_hook: Option<Hook>,
-    pub metrics_hook: Option<Hook>,
+    /// JSON bytes for `/status.json`.
+    pub status_hook: Option<Hook<Vec<u8>>>,
+    /// Prometheus text appended to the library's own in `/metrics`.
+    pub metrics_hook: Option<Hook<String>>,
     pub metrics: Arc<Metrics>,
     pub events: UnboundedSender<HttpEvent>,
     pub chunk: usize,
@@ -150,33 +152,14 @@ impl Handler {
             }
         };
         let key = rel.as_string();
-        let hook = match key.as_str() {
-            "status.json" => Some(("application/json", self.status_hook.as_ref().map(|h| h()))),
-            "metrics" => {
-                let extra = self.metrics_hook.as_ref().map(|h| h()).unwrap_or_default();
-                let text = self.metrics.render(&String::from_utf8_lossy(&extra));
-                Some((
-                    "text/plain; version=0.0.4; charset=utf-8",
-                    Some(text.into_bytes()),
-                ))
-            }
-            _ => None,
-        };
-        if let Some((ctype, body)) = hook {
-            let Some(body) = body else {
-                return self.refused(peer, raw, refuse(404, "no status hook registered"));
-            };
-            let n = body.len() as u64;
-            let mut r = Response::new(ResponseBody::bytes(body));
-            let h = r.headers_mut();
-            h.insert(header::CONTENT_TYPE, HeaderValue::from_static(ctype));
-            h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-            self.finished(peer, raw, 200, n, t);
+        if let Some(r) = self.dynamic(&key, peer, raw, t) {
             return r;
         }
         let (opened, class) = if let Some((file, client)) = self.private.get(&key) {
             if peer.ip().to_canonical() != client.to_canonical() {
-                return self.refused(peer, raw, refuse(403, format!("private to {client}")));
+                // The event names the owner; the client learns nothing.
+                let _ = self.refused(peer, raw, refuse(403, format!("private to {client}")));
+                return plain(403, "private file");
             }
             match confine::open_private(&file) {
                 Ok(o) => (o, CacheClass::Private),
@@ -190,6 +173,32 @@ impl Handler {
         };
         let head = req.method() == Method::HEAD;
         self.file_response(req.headers(), opened, class, head, (peer, raw, t))
+    }
+
+    /// `/status.json` and `/metrics`, rendered now; None for other paths.
+    fn dynamic(&self, key: &str, peer: SocketAddr, raw: &str, t: Instant) -> Option<Resp> {
+        let (ctype, body) = match key {
+            "status.json" => match &self.status_hook {
+                Some(h) => ("application/json", h()),
+                None => return Some(self.refused(peer, raw, refuse(404, "no status hook"))),
+            },
+            "metrics" => {
+                let extra = self.metrics_hook.as_ref().map(|h| h()).unwrap_or_default();
+                let text = self.metrics.render(&extra);
+                (
+                    "text/plain; version=0.0.4; charset=utf-8",
+                    text.into_bytes(),
+                )
+            }
+            _ => return None,
+        };
+        let n = body.len() as u64;
+        let mut r = Response::new(ResponseBody::bytes(body));
+        let h = r.headers_mut();
+        h.insert(header::CONTENT_TYPE, HeaderValue::from_static(ctype));
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        self.finished(peer, raw, 200, n, t);
+        Some(r)
     }
 
     fn file_response(

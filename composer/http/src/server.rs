@@ -93,8 +93,8 @@ pub struct HttpServer {
     confinement: Confinement,
     listener: TcpListener,
     private: PrivateFiles,
-    status_hook: Option<Hook>,
-    metrics_hook: Option<Hook>,
+    status_hook: Option<Hook<Vec<u8>>>,
+    metrics_hook: Option<Hook<String>>,
 }
 
 impl HttpServer {
@@ -160,7 +160,7 @@ impl HttpServer {
 
     /// Appends `hook`'s Prometheus text to the library's own `/metrics`.
     pub fn set_metrics(&mut self, hook: impl Fn() -> String + Send + Sync + 'static) {
-        self.metrics_hook = Some(Arc::new(move || hook().into_bytes()));
+        self.metrics_hook = Some(Arc::new(hook));
     }
 
     /// Serves until `shutdown` resolves; connections still open then are

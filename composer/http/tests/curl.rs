@@ -189,8 +189,13 @@ fn private_files_only_to_their_node() {
 
     let g = curl(&["--interface", "127.0.0.2", &url]);
     assert_eq!(g.status, 403);
-    assert!(g.body.starts_with(b"private to 127.0.0.1"));
-    s.wait_event(|e| matches!(e, HttpEvent::Refused { peer, status: 403, .. } if peer.ip().to_string() == "127.0.0.2"));
+    assert_eq!(g.body, b"private file\n", "no word of whose");
+    let e = s.wait_event(|e| matches!(e, HttpEvent::Refused { status: 403, .. }));
+    let HttpEvent::Refused { peer, reason, .. } = e else {
+        unreachable!()
+    };
+    assert_eq!(peer.ip().to_string(), "127.0.0.2");
+    assert_eq!(reason, "private to 127.0.0.1");
 
     // Moved to the other address, then removed.
     s.private.insert(
