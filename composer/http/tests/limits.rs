@@ -177,3 +177,20 @@ fn bind_to_device_names_the_interface() {
     let err = server.bind_to_device("nosuchif0").unwrap_err();
     assert!(err.to_string().contains("nosuchif0"), "{err}");
 }
+
+#[test]
+fn an_oversized_request_head_is_refused() {
+    let t = tree();
+    let s = start(&t, |_| {});
+    let mut c = connect(s.addr);
+    let filler = "a".repeat(32 * 1024);
+    // The server may stop reading before all of it is written.
+    let _ = c.write_all(format!("GET /pxelinux.0 HTTP/1.1\r\nX-Big: {filler}\r\n\r\n").as_bytes());
+    let (got, took) = read_until_closed(&mut c);
+    assert!(
+        got.is_empty() || got.starts_with(b"HTTP/1.1 431"),
+        "{:?}",
+        String::from_utf8_lossy(&got)
+    );
+    assert!(took < Duration::from_secs(3), "{took:?}");
+}
