@@ -176,6 +176,14 @@ fn bind_to_device_names_the_interface() {
     let (server, _) = rt.block_on(compose_http::HttpServer::bind(cfg)).unwrap();
     let err = server.bind_to_device("nosuchif0").unwrap_err();
     assert!(err.to_string().contains("nosuchif0"), "{err}");
+    // SO_BINDTODEVICE needs CAP_NET_RAW: as root, serve on `lo` only.
+    if nix::unistd::geteuid().is_root() {
+        let s = common::start_on(&t, |_| {}, Some("lo"));
+        assert_eq!(curl(&[&s.url("/pxelinux.0")]).status, 200);
+    } else {
+        let err = server.bind_to_device("lo").unwrap_err();
+        assert!(err.to_string().contains("interface lo"), "{err}");
+    }
 }
 
 #[test]

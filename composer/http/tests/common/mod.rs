@@ -96,6 +96,11 @@ impl Server {
 /// Starts a server on the tree, with the publish-tree policy: root `tftp/`,
 /// boundary the tree, `images/` allowed.
 pub fn start(tree: &Tree, tune: impl FnOnce(&mut HttpConfig)) -> Server {
+    start_on(tree, tune, None)
+}
+
+/// [`start`], with the listener bound to `device` (SO_BINDTODEVICE) first.
+pub fn start_on(tree: &Tree, tune: impl FnOnce(&mut HttpConfig), device: Option<&str>) -> Server {
     let t = tree.top();
     let mut cfg = HttpConfig::new(t.join("tftp"), "127.0.0.1:0".parse().unwrap());
     cfg.confine = t.to_path_buf();
@@ -107,6 +112,9 @@ pub fn start(tree: &Tree, tune: impl FnOnce(&mut HttpConfig)) -> Server {
         .build()
         .unwrap();
     let (mut server, addr) = rt.block_on(HttpServer::bind(cfg)).unwrap();
+    if let Some(dev) = device {
+        server.bind_to_device(dev).unwrap();
+    }
     server.set_status(|| br#"{"nodes":1}"#.to_vec());
     server.set_metrics(|| "# TYPE compose_nodes gauge\ncompose_nodes 3\n".to_owned());
     let private = server.private_files();
