@@ -13,6 +13,30 @@
 //!
 //! The library never prints: it reports [`HttpEvent`]s through a channel and
 //! the caller decides what to log.
+//!
+//! How `compose serve` is meant to run it (addresses from RFC 5737):
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), compose_http::HttpError> {
+//! use compose_http::{HttpConfig, HttpServer};
+//! let mut cfg = HttpConfig::new("/srv/compose/tftp", "192.0.2.1:80".parse().unwrap());
+//! cfg.confine = "/srv/compose".into(); // `tftp/images -> ../images` stays inside
+//! cfg.allow = vec!["/srv/compose/images".into()];
+//! let (mut server, _addr) = HttpServer::bind(cfg).await?;
+//! server.bind_to_device("eth1")?;
+//! server.set_status(|| br#"{"nodes":[]}"#.to_vec());
+//! server.set_metrics(|| "compose_nodes 0\n".to_owned());
+//! // Kept by the caller and refreshed after each cluster regen.
+//! let private = server.private_files();
+//! private.insert(
+//!     "nodes/n01/overlay.cpio",
+//!     "/srv/compose/cluster/boot/n01/overlay.cpio",
+//!     "192.0.2.11".parse().unwrap(),
+//! );
+//! let (events, _log) = tokio::sync::mpsc::unbounded_channel();
+//! server.run(events, std::future::pending()).await
+//! # }
+//! ```
 
 mod body;
 mod confine;
