@@ -260,3 +260,47 @@ fn metrics_parse_and_status_hook() {
         "the caller's text, merged"
     );
 }
+
+#[test]
+fn parallel_downloads_are_all_whole() {
+    let t = tree();
+    let s = start(&t, |c| c.chunk = 64 * 1024);
+    let url = s.url("/images/img/gen/1/vmlinuz");
+    let got: Vec<Vec<u8>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..12)
+            .map(|i| {
+                let url = &url;
+                scope.spawn(move || {
+                    // Every third one a range, so streams of different
+                    // lengths share the runtime.
+                    if i % 3 == 0 {
+                        curl(&["-r", "1000-", url]).body
+                    } else {
+                        curl(&[url]).body
+                    }
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    for (i, body) in got.iter().enumerate() {
+        let want = if i % 3 == 0 {
+            &t.kernel[1000..]
+        } else {
+            &t.kernel[..]
+        };
+        assert!(body == want, "download {i}: {} bytes", body.len());
+    }
+}
+
+#[test]
+fn ipv6_loopback_and_private_files() {
+    let t = tree();
+    let s = start(&t, |c| c.bind = "[::1]:0".parse().unwrap());
+    let overlay = t.top().join("cluster/boot/n1/overlay.cpio");
+    s.private
+        .insert("nodes/n1/overlay.cpio", &overlay, "::1".parse().unwrap());
+    let g = curl(&["-g", &s.url("/nodes/n1/overlay.cpio")]);
+    assert_eq!((g.status, g.body.as_slice()), (200, &b"overlay of n1"[..]));
+    assert_eq!(curl(&["-g", &s.url("/pxelinux.0")]).status, 200);
+}
