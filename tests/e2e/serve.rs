@@ -216,3 +216,121 @@ fn netns_serve_dhcp_tftp_nfs_with_real_clients() {
     assert_eq!(rows[0]["want"], "minimal/1", "{rows:#}");
     assert_eq!(rows[0]["state"], "current", "{rows:#}");
 }
+
+/// HTTP from compose serve with curl from the node's namespace: the boot
+/// files (whole, ranged, revalidated), a node's private file refused to
+/// another address, `/status.json` and `/metrics`.
+#[test]
+fn netns_serve_http_boot_files_status_and_metrics() {
+    require_program("curl", "curl");
+    let (dir, tree, _root, nodes) = published_tree("compose-serve-http-");
+    let net = Net::new("h");
+    net.client_address("10.77.0.11/24");
+    net.client_address("10.77.0.12/24");
+    let log = dir.path().join("serve.log");
+    let serve = Serve::start(&net, &tree, &nodes, &[], &log);
+    wait_for(&log, "http on tcp 10.77.0.1:80", 5);
+    let curl = |args: &[&str]| {
+        let mut all = vec!["curl", "-sS", "--max-time", "30"];
+        all.extend_from_slice(args);
+        net.in_cli(&all)
+    };
+    let base = "http://10.77.0.1";
+    let kernel = fs::read(tree.join("images/minimal/gen/1/vmlinuz")).unwrap();
+
+    // The kernel, whole, from the node's address.
+    let out = curl(&[
+        "--interface",
+        "10.77.0.11",
+        &format!("{base}/images/minimal/gen/1/vmlinuz"),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(out.stdout, kernel, "the kernel over HTTP differs");
+    // A range, and a revalidation with the ETag answered 304.
+    let out = curl(&[
+        "-r",
+        "100-199",
+        &format!("{base}/images/minimal/gen/1/vmlinuz"),
+    ]);
+    assert_eq!(out.stdout, kernel[100..200]);
+    let head = curl(&["-I", &format!("{base}/images/minimal/gen/1/vmlinuz")]);
+    let head = String::from_utf8_lossy(&head.stdout).to_string();
+    assert!(head.contains("immutable"), "{head}");
+    let etag = head
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("etag: ")
+                .or_else(|| l.strip_prefix("ETag: "))
+        })
+        .unwrap_or_else(|| panic!("no ETag in {head}"))
+        .trim()
+        .to_string();
+    let out = curl(&[
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code}",
+        "-H",
+        &format!("If-None-Match: {etag}"),
+        &format!("{base}/images/minimal/gen/1/vmlinuz"),
+    ]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "304");
+    // A node's own file: another address is refused.
+    let code = |from: &str, path: &str| {
+        let out = curl(&[
+            "--interface",
+            from,
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            &format!("{base}/{path}"),
+        ]);
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    assert_eq!(code("10.77.0.12", "nodes/node01/overlay.cpio"), "403");
+    assert_ne!(code("10.77.0.11", "nodes/node01/overlay.cpio"), "403");
+    // Nothing outside tftp/ and images/ (curl sends the dots as they are).
+    let out = curl(&[
+        "--path-as-is",
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code}",
+        &format!("{base}/images/../../roots/"),
+    ]);
+    let status = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        status.starts_with('4'),
+        "a path out of the tree got {status}"
+    );
+    // /status.json is compose status --json; /metrics is Prometheus text.
+    let out = curl(&[&format!("{base}/status.json")]);
+    let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(rows[0]["hostname"], "node01", "{rows:#}");
+    assert_eq!(rows[0]["want"], "minimal/1", "{rows:#}");
+    let out = curl(&[&format!("{base}/metrics")]);
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    for want in [
+        "compose_serve_events_total{event=\"http.done\"}",
+        "compose_serve_transfer_bytes_total{proto=\"http\"}",
+        "compose_nodes{state=\"booting\"} 1",
+    ] {
+        assert!(text.contains(want), "/metrics lacks {want}:\n{text}");
+    }
+    for line in text.lines().filter(|l| !l.starts_with('#')) {
+        let (name, value) = line.rsplit_once(' ').unwrap();
+        assert!(!name.is_empty() && value.parse::<f64>().is_ok(), "{line}");
+    }
+    assert!(serve.stop().success());
+    let text = fs::read_to_string(&log).unwrap();
+    assert!(
+        text.contains("event=http.done host=node01 peer=10.77.0.11:")
+            && text.contains("file=images/minimal/gen/1/vmlinuz image=minimal gen=1 status=200"),
+        "{text}"
+    );
+}

@@ -1,6 +1,6 @@
 //! Attacks from another network of a dual-homed server (SECURITY.md,
 //! "listening"): a host on the site LAN must get nothing from TFTP, MOUNT or
-//! NFS, neither at the server's site address nor at its boot address routed
+//! NFS or HTTP, neither at the server's site address nor at its boot address routed
 //! through the site interface. And the serve process runs with only the
 //! capabilities it needs and a raised descriptor limit.
 
@@ -11,7 +11,11 @@ use compose_e2e::*;
 
 #[test]
 fn attack_site_network_gets_nothing_from_tftp_or_nfs() {
-    for (prog, pkg) in [("tftp", "tftp-hpa"), ("nfs-ls", "libnfs-utils")] {
+    for (prog, pkg) in [
+        ("tftp", "tftp-hpa"),
+        ("nfs-ls", "libnfs-utils"),
+        ("curl", "curl"),
+    ] {
         require_program(prog, pkg);
     }
     let (dir, tree, root, nodes) = published_tree("compose-attack-listen-");
@@ -52,6 +56,20 @@ fn attack_site_network_gets_nothing_from_tftp_or_nfs() {
             String::from_utf8_lossy(&out.stderr).into_owned(),
         )
     };
+    let http_get = |run: &dyn Fn(&[&str]) -> std::process::Output, server: &str| {
+        let out = run(&[
+            "curl",
+            "-sS",
+            "--max-time",
+            "10",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            &format!("http://{server}/pxelinux.0"),
+        ]);
+        String::from_utf8_lossy(&out.stdout) == "200"
+    };
     let from_site = |a: &[&str]| site.run(a);
     let from_node = |a: &[&str]| net.in_cli(a);
 
@@ -63,12 +81,20 @@ fn attack_site_network_gets_nothing_from_tftp_or_nfs() {
         assert!(!got, "the site LAN fetched pxelinux.0 from {server}: {out}");
         let (listed, err) = nfs_ls(&from_site, server);
         assert!(!listed, "the site LAN listed a root at {server}: {err}");
+        assert!(
+            !http_get(&from_site, server),
+            "the site LAN got pxelinux.0 over HTTP from {server}"
+        );
     }
     // The boot LAN: both still served.
     let (got, out) = tftp_get(&from_node, "10.77.0.1");
     assert!(got, "the node could not fetch pxelinux.0: {out}");
     let (listed, err) = nfs_ls(&from_node, "10.77.0.1");
     assert!(listed, "the node could not list its root: {err}");
+    assert!(
+        http_get(&from_node, "10.77.0.1"),
+        "the node could not fetch pxelinux.0 over HTTP"
+    );
 
     // What the process kept: 3 capabilities (bits 2, 10, 13), in every set
     // that matters, no_new_privs, and the raised descriptor limit.

@@ -22,21 +22,26 @@ const DEFAULT_NODES: &str = "/etc/compose/nodes.toml";
 /// addresses to the site's DHCP server and only answers PXE clients, on 67
 /// and 4011). On its own network it also answers IPv6 router solicitations
 /// with an advertisement that configures nothing: iPXE otherwise waits
-/// ~15 s for an IPv6 router on every boot (ipv6_ra = false turns it off). TFTP (port 69) serves ROOT/tftp,
-/// confined to the publish tree. NFS (NFSv3, MOUNT and the portmapper on
-/// TCP port 111) exports every published root read-only at its own path,
-/// to reserved source ports only (as knfsd's `secure`). Every service
-/// listens on the boot network's address only (--server-ip, default the
-/// interface's address). At start the descriptor limit is raised to the
-/// hard limit and every capability but CAP_NET_BIND_SERVICE, CAP_NET_RAW
-/// and CAP_DAC_READ_SEARCH is dropped.
+/// ~15 s for an IPv6 router on every boot (ipv6_ra = false turns it off).
+/// TFTP (port 69) serves ROOT/tftp and the generations it links to under
+/// ROOT/images, world-readable files only, with per-client and global caps.
+/// HTTP (port 80) serves the same files (ranges, ETags, cache headers),
+/// each node's overlay.cpio to that node only, /status.json (what `compose
+/// status --json` prints) and /metrics (Prometheus text). NFS (NFSv3, MOUNT
+/// and the portmapper on TCP port 111) exports every published root
+/// read-only at its own path, to reserved source ports only (as knfsd's
+/// `secure`). Every service listens on the boot network only: the address
+/// (--server-ip, default the interface's) and the interface itself. At
+/// start the descriptor limit is raised to the hard limit and every
+/// capability but CAP_NET_BIND_SERVICE, CAP_NET_RAW and CAP_DAC_READ_SEARCH
+/// is dropped. See SECURITY.md.
 /// Per-MAC pxelinux entries are regenerated from the inventory at start.
 /// Stops cleanly on SIGINT or SIGTERM. Every lease, transfer and mount is
 /// logged to stderr.
 ///
 /// Configuration: /etc/compose/serve.toml (keys: interface, server_ip,
 /// netmask, router, dns, domain, proxy_dhcp, lease_secs, nodes, tftp_port,
-/// nfs_port, ipv6_ra), overridden by flags. Inventory: /etc/compose/nodes.toml
+/// nfs_port, http_port, ipv6_ra), overridden by flags. Inventory: /etc/compose/nodes.toml
 /// ([[node]] hostname, mac, ip, image, generation, groups).
 #[derive(clap::Args)]
 #[command(verbatim_doc_comment)]
@@ -59,10 +64,16 @@ pub struct Args {
     no_tftp: bool,
     #[arg(long)]
     no_nfs: bool,
+    /// Serve no HTTP (boot files, /status.json, /metrics).
+    #[arg(long)]
+    no_http: bool,
     #[arg(long)]
     tftp_port: Option<u16>,
     #[arg(long)]
     nfs_port: Option<u16>,
+    /// The HTTP port (default 80).
+    #[arg(long)]
+    http_port: Option<u16>,
     /// The address every service binds to (default: --interface's first
     /// IPv4 address). Nothing listens on other addresses, so a server on
     /// several networks serves only the boot network.
@@ -80,6 +91,7 @@ pub fn run_cli(root: &Path, args: Args) -> Result<ExitCode> {
     config.proxy_dhcp |= args.proxy_dhcp;
     config.tftp_port = args.tftp_port.or(config.tftp_port);
     config.nfs_port = args.nfs_port.or(config.nfs_port);
+    config.http_port = args.http_port.or(config.http_port);
     config.server_ip = args.server_ip.or(config.server_ip);
     let nodes_path = args.nodes.clone().or(config.nodes.clone()).or_else(|| {
         Path::new(DEFAULT_NODES)
@@ -136,6 +148,7 @@ pub fn run_cli(root: &Path, args: Args) -> Result<ExitCode> {
         dhcp,
         tftp: !args.no_tftp,
         nfs: !args.no_nfs,
+        http: !args.no_http,
     };
     run(plan, log_event)?;
     eprintln!("compose serve: stopped");

@@ -13,6 +13,7 @@
 use super::Event;
 use crate::inventory::Node;
 use compose_dhcp::{mac_string, DhcpEvent, RaEvent};
+use compose_http::HttpEvent;
 use compose_nfs::NfsEvent;
 use compose_tftp::TftpEvent;
 use std::collections::BTreeMap;
@@ -399,6 +400,50 @@ pub fn record(e: &Event, nodes: &NodeIndex, at: SystemTime) -> Record {
                 f.push(("peer", peer.to_string()));
                 f.push(("error", error.to_string()));
                 "tftp.malformed"
+            }
+        },
+        Event::Http(h) => match h {
+            HttpEvent::Finished {
+                peer,
+                path,
+                bytes,
+                status,
+                elapsed,
+            } => {
+                host_peer(&mut f, peer);
+                file(&mut f, path.trim_start_matches('/'));
+                f.push(("status", status.to_string()));
+                f.push(("bytes", bytes.to_string()));
+                f.push(("secs", format!("{:.3}", elapsed.as_secs_f64())));
+                "http.done"
+            }
+            HttpEvent::Failed {
+                peer,
+                path,
+                bytes,
+                reason,
+            } => {
+                host_peer(&mut f, peer);
+                file(&mut f, path.trim_start_matches('/'));
+                f.push(("bytes", bytes.to_string()));
+                f.push(("reason", reason.clone()));
+                "http.failed"
+            }
+            HttpEvent::Refused {
+                peer,
+                path,
+                status,
+                reason,
+            } => {
+                host_peer(&mut f, peer);
+                f.push(("file", path.clone()));
+                f.push(("status", status.to_string()));
+                f.push(("reason", reason.clone()));
+                "http.refused"
+            }
+            HttpEvent::AcceptError { reason } => {
+                f.push(("reason", reason.clone()));
+                "http.accept_error"
             }
         },
         Event::Nfs(n) => match n {

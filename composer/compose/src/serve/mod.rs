@@ -9,6 +9,7 @@
 //! entries are regenerated from the inventory at start.
 
 pub mod harden;
+mod http;
 pub mod log;
 pub mod status;
 
@@ -40,6 +41,8 @@ pub struct ServeConfig {
     pub nodes: Option<PathBuf>,
     pub tftp_port: Option<u16>,
     pub nfs_port: Option<u16>,
+    /// HTTP for boot files, `/status.json` and `/metrics` (default 80).
+    pub http_port: Option<u16>,
     /// Answer IPv6 router solicitations with an advertisement that
     /// configures nothing, so iPXE stops waiting ~15 s for an IPv6 router
     /// (see compose_dhcp::ra). Default: on, except in proxyDHCP mode, where
@@ -66,6 +69,7 @@ pub struct Plan {
     pub dhcp: bool,
     pub tftp: bool,
     pub nfs: bool,
+    pub http: bool,
 }
 
 /// Everything the servers report, for the caller to log.
@@ -76,6 +80,7 @@ pub enum Event {
     Tftp(compose_tftp::TftpEvent),
     Nfs(compose_nfs::NfsEvent),
     Ra(compose_dhcp::RaEvent),
+    Http(compose_http::HttpEvent),
 }
 
 /// The first IPv4 address and netmask of `interface` (from `ip -j addr`).
@@ -198,6 +203,8 @@ pub fn run(plan: Plan, mut on_log: impl FnMut(&log::Record) + Send + 'static) ->
     // (a storm of ACKs must not become a storm of rewrites), and on a tick
     // and at stop so the last step is never lost.
     let mut limiter = log::Limiter::new();
+    let counters = http::SharedCounters::default();
+    let counted = counters.clone();
     let mut on_event = move |e: Option<Event>, now: std::time::Instant| {
         let r = e.map(|e| log::record(&e, &index, std::time::SystemTime::now()));
         if let Err(err) = boots.observe(r.as_ref(), now) {
@@ -206,6 +213,9 @@ pub fn run(plan: Plan, mut on_log: impl FnMut(&log::Record) + Send + 'static) ->
                 event: "serve.status_failed",
                 fields: vec![("error", format!("{err:#}"))],
             });
+        }
+        if let Some(r) = &r {
+            counted.lock().unwrap_or_else(|p| p.into_inner()).observe(r);
         }
         for line in limiter.filter(r, now) {
             on_log(&line);
@@ -280,6 +290,23 @@ pub fn run(plan: Plan, mut on_log: impl FnMut(&log::Record) + Send + 'static) ->
             )));
             let stop = stopped(stop_rx.clone());
             tasks.spawn(async move { server.run(tx, stop).await.context("tftp server") });
+        }
+        if plan.http {
+            let port = plan.config.http_port.unwrap_or(80);
+            let (server, addr) = http::start(&plan, port, counters.clone()).await?;
+            let (tx, mut rx) = mpsc::unbounded_channel();
+            let fwd = ev_tx.clone();
+            tokio::spawn(async move {
+                while let Some(e) = rx.recv().await {
+                    let _ = fwd.send(Event::Http(e));
+                }
+            });
+            let _ = ev_tx.send(Event::Started(format!(
+                "http on tcp {addr}{}: boot files, /status.json, /metrics",
+                device_note(&plan.interface)
+            )));
+            let stop = stopped(stop_rx.clone());
+            tasks.spawn(async move { server.run(tx, stop).await.context("http server") });
         }
         if plan.dhcp {
             let cfg = dhcp_config(&plan);

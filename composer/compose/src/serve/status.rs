@@ -69,7 +69,8 @@ impl Boots {
                 entry.mac = r.get("mac").map(str::to_string);
                 entry.ip = r.get("ip").map(str::to_string);
             }
-            "tftp.done" => {
+            // The kernel pair over TFTP (pxelinux) or HTTP (iPXE, curl).
+            "tftp.done" | "http.done" => {
                 let file = r.get("file").unwrap_or_default();
                 if let (Some(image), Some(g)) = (r.get("image"), r.get("gen")) {
                     if file.ends_with("/vmlinuz") {
