@@ -37,6 +37,7 @@ pub const NFS3ERR_BADHANDLE: u32 = 10001;
 pub const NFS3ERR_BAD_COOKIE: u32 = 10003;
 pub const NFS3ERR_TOOSMALL: u32 = 10005;
 pub const NFS3ERR_SERVERFAULT: u32 = 10006;
+pub const NFS3ERR_JUKEBOX: u32 = 10008;
 
 /// Bytes in every handle this server issues.
 pub const HANDLE_LEN: usize = 32;
@@ -192,9 +193,31 @@ impl Attr {
     }
 }
 
-/// Maps an errno to the closest nfsstat3.
+/// Out of descriptors or memory: the call may well succeed later.
+pub fn transient_errno(e: Errno) -> bool {
+    matches!(
+        e,
+        Errno::EMFILE
+            | Errno::ENFILE
+            | Errno::ENOMEM
+            | Errno::ENOBUFS
+            | Errno::EAGAIN
+            | Errno::EINTR
+    )
+}
+
+/// [`transient_errno`] of an `io::Error`.
+pub fn is_transient(e: &std::io::Error) -> bool {
+    e.raw_os_error()
+        .is_some_and(|n| transient_errno(Errno::from_raw(n)))
+}
+
+/// Maps an errno to the closest nfsstat3; a transient one is JUKEBOX (the
+/// client waits and retries), never STALE (which a booted node cannot
+/// recover from).
 pub fn errno_stat(e: Errno) -> u32 {
     match e {
+        e if transient_errno(e) => NFS3ERR_JUKEBOX,
         Errno::ENOENT => NFS3ERR_NOENT,
         Errno::ENOTDIR => NFS3ERR_NOTDIR,
         Errno::EACCES | Errno::EPERM => NFS3ERR_ACCES,
@@ -226,6 +249,10 @@ pub struct ExportFs {
     pub key: u64,
     /// Who may use it (see `Export::clients`); empty: everyone.
     pub clients: Vec<std::net::IpAddr>,
+    /// Calls from unprivileged ports served too (see `Export::insecure`).
+    pub insecure: bool,
+    /// The path clients mount it as (to forget it once unpublished).
+    pub path: String,
     root: OwnedFd,
     root_id: (u64, u64),
     index: Mutex<Index>,
@@ -302,6 +329,8 @@ impl ExportFs {
         Ok(ExportFs {
             key,
             clients: Vec::new(),
+            insecure: false,
+            path: path.to_owned(),
             root,
             root_id: (st.st_dev, st.st_ino),
             index: Mutex::new(Index::default()),
@@ -375,42 +404,80 @@ impl ExportFs {
     /// the export once; a handle still unknown after that is STALE.
     pub fn resolve(&self, h: &Handle) -> Result<Obj, u32> {
         if (h.dev, h.ino) == self.root_id {
-            return self.root_obj().map_err(|_| NFS3ERR_STALE);
+            return self.root_obj().map_err(errno_stat);
         }
         let rel = match self.indexed(h) {
             Some(rel) => rel,
             None => {
-                self.walk();
+                self.walk()?;
                 self.indexed(h).ok_or(NFS3ERR_STALE)?
             }
         };
         match self.stat_rel(&rel) {
             Ok(st) if (st.st_dev, st.st_ino) == (h.dev, h.ino) => Ok(Obj { rel, st }),
+            Err(e) if transient_errno(e) => Err(NFS3ERR_JUKEBOX),
             _ => Err(NFS3ERR_STALE),
         }
     }
 
     /// Indexes the whole export (bounded), once per export and server run:
-    /// exports are immutable, so a later miss is a stale handle.
-    fn walk(&self) {
+    /// exports are immutable, so a later miss is a stale handle. A walk cut
+    /// short by a transient error (out of descriptors) indexes what it
+    /// found, is not marked done, and answers JUKEBOX: the next miss walks
+    /// again.
+    fn walk(&self) -> Result<(), u32> {
         let Ok(_guard) = self.walk_lock.lock() else {
-            return;
+            return Err(NFS3ERR_SERVERFAULT);
         };
         if self.index.lock().map(|ix| ix.walked).unwrap_or(true) {
-            return;
+            return Ok(());
         }
         let mut found: Vec<((u64, u64), Arc<PathBuf>)> = Vec::new();
+        let outcome = self.walk_into(&mut found);
+        if let Ok(mut ix) = self.index.lock() {
+            for (k, v) in found {
+                ix.paths.entry(k).or_insert(v);
+            }
+            ix.walked = outcome.is_ok();
+        }
+        outcome
+    }
+
+    /// Breadth-first from the root; `Err(JUKEBOX)` on a transient error.
+    fn walk_into(&self, found: &mut Vec<((u64, u64), Arc<PathBuf>)>) -> Result<(), u32> {
+        let cut = |e: Errno| -> Result<(), u32> {
+            if transient_errno(e) {
+                Err(NFS3ERR_JUKEBOX)
+            } else {
+                Ok(())
+            }
+        };
         let mut queue: VecDeque<(PathBuf, u64)> = VecDeque::new();
         queue.push_back((PathBuf::new(), self.root_id.0));
-        'walk: while let Some((dir, dev)) = queue.pop_front() {
-            let Ok(fd) = self.open_beneath(&dir, OFlag::O_RDONLY | OFlag::O_DIRECTORY) else {
-                continue;
+        while let Some((dir, dev)) = queue.pop_front() {
+            let fd = match self.open_beneath(&dir, OFlag::O_RDONLY | OFlag::O_DIRECTORY) {
+                Ok(fd) => fd,
+                Err(e) => {
+                    cut(e)?;
+                    continue;
+                }
             };
-            let Ok(mut d) = Dir::from_fd(fd) else {
-                continue;
+            let mut d = match Dir::from_fd(fd) {
+                Ok(d) => d,
+                Err(e) => {
+                    cut(e)?;
+                    continue;
+                }
             };
             let mut subdirs = Vec::new();
-            for entry in d.iter().flatten() {
+            for entry in d.iter() {
+                let entry = match entry {
+                    Ok(entry) => entry,
+                    Err(e) => {
+                        cut(e)?;
+                        break;
+                    }
+                };
                 let name = entry.file_name().to_bytes();
                 if name == b"." || name == b".." {
                     continue;
@@ -418,31 +485,35 @@ impl ExportFs {
                 let rel = dir.join(OsStr::from_bytes(name));
                 let is_dir = match entry.file_type() {
                     Some(t) => t == Type::Directory,
-                    None => self
-                        .stat_rel(&rel)
-                        .map(|st| st.st_mode & 0o170000 == 0o040000)
-                        .unwrap_or(false),
+                    None => match self.stat_rel(&rel) {
+                        Ok(st) => st.st_mode & 0o170000 == 0o040000,
+                        Err(e) => {
+                            cut(e)?;
+                            false
+                        }
+                    },
                 };
                 if is_dir {
                     subdirs.push(rel.clone());
                 }
                 found.push(((dev, entry.ino()), Arc::new(rel)));
                 if found.len() >= MAX_WALK_ENTRIES {
-                    break 'walk;
+                    return Ok(());
                 }
             }
             for sub in subdirs {
                 // A mount point inside the export has another st_dev.
-                let sdev = self.stat_rel(&sub).map(|st| st.st_dev).unwrap_or(dev);
+                let sdev = match self.stat_rel(&sub) {
+                    Ok(st) => st.st_dev,
+                    Err(e) => {
+                        cut(e)?;
+                        dev
+                    }
+                };
                 queue.push_back((sub, sdev));
             }
         }
-        if let Ok(mut ix) = self.index.lock() {
-            for (k, v) in found {
-                ix.paths.entry(k).or_insert(v);
-            }
-            ix.walked = true;
-        }
+        Ok(())
     }
 
     /// LOOKUP of one name in `dir`; `..` of the root is the root.
@@ -558,6 +629,12 @@ impl ExportFs {
     /// [`crate::Export::allows`] decides for the configured export.
     pub fn allows(&self, client: std::net::IpAddr) -> bool {
         self.clients.is_empty() || self.clients.contains(&client)
+    }
+
+    /// Whether a call from `peer` passes the source port check, as
+    /// [`crate::Export::port_ok`] decides for the configured export.
+    pub fn port_ok(&self, peer: std::net::SocketAddr) -> bool {
+        self.insecure || crate::privileged(peer)
     }
 
     /// The kept descriptor of a file being read, by handle alone: no path

@@ -25,6 +25,7 @@ pub struct Ctx {
     pub port: u16,
     pub events: UnboundedSender<NfsEvent>,
     exports: Mutex<HashMap<u64, Arc<ExportFs>>>,
+    misses: Misses,
 }
 
 impl Ctx {
@@ -34,6 +35,7 @@ impl Ctx {
             port,
             events,
             exports: Mutex::new(HashMap::new()),
+            misses: Misses::default(),
         }
     }
 
@@ -45,30 +47,71 @@ impl Ctx {
     fn open_export(&self, ex: &crate::Export) -> std::io::Result<Arc<ExportFs>> {
         let mut fresh = ExportFs::open(&ex.path, &ex.dir)?;
         fresh.clients = ex.clients.clone();
+        fresh.insecure = ex.insecure;
         let mut map = self
             .exports
             .lock()
             .map_err(|_| std::io::Error::other("poisoned"))?;
-        Ok(Arc::clone(
-            map.entry(fresh.key).or_insert_with(|| Arc::new(fresh)),
-        ))
-    }
-
-    /// The export a handle names; unknown keys (e.g. after a restart) reopen
-    /// every export the source lists now and forget those it no longer lists.
-    fn export_of(&self, key: u64) -> Option<Arc<ExportFs>> {
-        if let Some(e) = self.exports.lock().ok()?.get(&key) {
-            return Some(Arc::clone(e));
-        }
-        let mut live = Vec::new();
-        for ex in self.source.exports() {
-            if let Ok(e) = self.open_export(&ex) {
-                live.push(e.key);
+        match map.get(&fresh.key) {
+            Some(old) if old.clients == fresh.clients && old.insecure == fresh.insecure => {
+                Ok(Arc::clone(old))
+            }
+            // New, or its client list or port rule changed: the new rule
+            // holds for every handle from now on.
+            _ => {
+                let fresh = Arc::new(fresh);
+                map.insert(fresh.key, Arc::clone(&fresh));
+                Ok(fresh)
             }
         }
-        let mut map = self.exports.lock().ok()?;
-        map.retain(|k, _| live.contains(k));
-        map.get(&key).cloned()
+    }
+
+    /// The export a handle names. An unknown key (e.g. after a restart)
+    /// reopens every export the source lists now; exports no longer listed
+    /// (or whose directory was replaced) are forgotten, but one that could
+    /// not be reopened for want of descriptors or memory is kept, and its
+    /// handles answer JUKEBOX (retry later), never STALE: a booted node
+    /// treats STALE as final. Keys found nowhere are remembered a moment
+    /// ([`Misses`]), so a client repeating a dead handle does not re-list
+    /// every export per call.
+    fn export_of(&self, key: u64) -> Result<Arc<ExportFs>, u32> {
+        if let Some(e) = self
+            .exports
+            .lock()
+            .map_err(|_| NFS3ERR_SERVERFAULT)?
+            .get(&key)
+        {
+            return Ok(Arc::clone(e));
+        }
+        if self.misses.recent(key) {
+            return Err(NFS3ERR_STALE);
+        }
+        let listed = self.source.exports().map_err(|_| NFS3ERR_JUKEBOX)?;
+        let mut opened: HashMap<&str, u64> = HashMap::new();
+        let mut transient = false;
+        for ex in &listed {
+            match self.open_export(ex) {
+                Ok(e) => {
+                    opened.insert(&ex.path, e.key);
+                }
+                Err(e) if is_transient(&e) => transient = true,
+                Err(_) => {}
+            }
+        }
+        let mut map = self.exports.lock().map_err(|_| NFS3ERR_SERVERFAULT)?;
+        map.retain(|k, fs| match opened.get(fs.path.as_str()) {
+            Some(now) => now == k,
+            // Listed but not opened: kept only if that was transient.
+            None => transient && listed.iter().any(|ex| ex.path == fs.path),
+        });
+        match map.get(&key) {
+            Some(e) => Ok(Arc::clone(e)),
+            None if transient => Err(NFS3ERR_JUKEBOX),
+            None => {
+                self.misses.insert(key);
+                Err(NFS3ERR_STALE)
+            }
+        }
     }
 
     /// The export a handle names if it is open already (never reopens).
@@ -78,7 +121,7 @@ impl Ctx {
 
     fn resolve(&self, fh: &[u8], peer: SocketAddr) -> Result<(Arc<ExportFs>, Obj), u32> {
         let h = Handle::decode(fh).ok_or(NFS3ERR_BADHANDLE)?;
-        let ex = self.export_of(h.export).ok_or(NFS3ERR_STALE)?;
+        let ex = self.export_of(h.export)?;
         // A private export's handles are no use to other clients either.
         if !ex.allows(peer.ip()) {
             return Err(NFS3ERR_ACCES);
@@ -109,6 +152,9 @@ impl Ctx {
         let Some(cred) = call.cred.clone() else {
             return Some(rpc::auth_error(call.xid, rpc::AUTH_BADCRED).buf);
         };
+        if matches!(call.prog, NFS_PROG | NFSACL_PROG) && self.too_weak(&call, peer) {
+            return Some(rpc::auth_error(call.xid, rpc::AUTH_TOOWEAK).buf);
+        }
         let out = match call.prog {
             PMAP_PROG => self.pmap(&call),
             MOUNT_PROG => self.mount(&call, peer),
@@ -120,6 +166,28 @@ impl Ctx {
             Ok(e) => e.buf,
             Err(_) => rpc::accepted(call.xid, rpc::GARBAGE_ARGS).buf,
         })
+    }
+
+    /// An NFS or NFSACL call from an unprivileged port on a handle of an
+    /// export that is not `insecure` (as knfsd's `secure`): the AUTH_UNIX
+    /// credential is the client's word, and only root on the client can
+    /// bind a port below 1024, so from any other port "uid 0" is anyone.
+    /// NULL (a ping) stays open, as does everything of PMAP. A handle that
+    /// names no export is left to the procedure (BADHANDLE or STALE, as
+    /// knfsd answers it): it reaches no file.
+    fn too_weak(&self, call: &Call, peer: SocketAddr) -> bool {
+        if crate::privileged(peer) || call.proc_ == 0 {
+            return false;
+        }
+        let key = Dec::new(call.args)
+            .opaque(64)
+            .ok()
+            .and_then(Handle::decode)
+            .map(|h| h.export);
+        match key.and_then(|k| self.export_of(k).ok()) {
+            Some(ex) => !ex.port_ok(peer),
+            None => false,
+        }
     }
 
     fn pmap(&self, call: &Call) -> Result<Enc, XdrError> {
@@ -194,7 +262,7 @@ impl Ctx {
                 self.event(NfsEvent::Unmount { peer, export: path });
             }
             5 => {
-                for ex in self.source.exports() {
+                for ex in self.source.exports().unwrap_or_default() {
                     e.bool(true).opaque(ex.path.as_bytes()).bool(false);
                 }
                 e.bool(false);
@@ -208,7 +276,10 @@ impl Ctx {
     /// directory holding the file it is asked for).
     fn mnt(&self, path: &str, peer: SocketAddr) -> Result<Handle, (u32, String)> {
         let want = path.trim_end_matches('/');
-        let exports = self.source.exports();
+        let exports = self
+            .source
+            .exports()
+            .map_err(|e| (10006, format!("listing the exports: {e}")))?;
         let found = exports.iter().find_map(|ex| {
             let base = ex.path.trim_end_matches('/');
             let rest = want.strip_prefix(base)?;
@@ -220,9 +291,15 @@ impl Ctx {
         if !ex.allows(peer.ip()) {
             return Err((13, format!("not exported to {}", peer.ip())));
         }
+        // Opened first: a changed rule (client list, `insecure`) then holds
+        // for the handles already issued too.
         let fs = self
             .open_export(ex)
             .map_err(|e| (10006, format!("{}: {e}", ex.dir.display())))?;
+        if !fs.port_ok(peer) {
+            // MNT3ERR_PERM, what mountd answers an insecure port
+            return Err((1, format!("unprivileged source port {}", peer.port())));
+        }
         let mut obj = fs.root_obj().map_err(|e| (10006, e.to_string()))?;
         for comp in rest.split('/').filter(|c| !c.is_empty()) {
             if comp == ".." {
@@ -490,6 +567,33 @@ impl Ctx {
         e.buf.extend_from_slice(&body.buf);
         e.bool(false).bool(eof);
         Ok(())
+    }
+}
+
+/// Export keys no listed export has, remembered for [`Misses::TTL`]: a
+/// handle of an unpublished root is STALE without listing every export
+/// again on each of its calls. Bounded: past [`Misses::MAX`] it starts over.
+#[derive(Debug, Default)]
+struct Misses(Mutex<HashMap<u64, std::time::Instant>>);
+
+impl Misses {
+    const TTL: std::time::Duration = std::time::Duration::from_secs(2);
+    const MAX: usize = 1024;
+
+    fn recent(&self, key: u64) -> bool {
+        let m = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        m.get(&key).is_some_and(|at| at.elapsed() < Self::TTL)
+    }
+
+    fn insert(&self, key: u64) {
+        let mut m = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if m.len() >= Self::MAX {
+            m.retain(|_, at| at.elapsed() < Self::TTL);
+            if m.len() >= Self::MAX {
+                m.clear();
+            }
+        }
+        m.insert(key, std::time::Instant::now());
     }
 }
 

@@ -1,0 +1,237 @@
+//! Resource limits (src/limit.rs) against real sockets: connections capped
+//! per client address, idle connections closed, and clients that never
+//! read their replies held to their reply budget and then dropped, while
+//! another client is served throughout.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::*;
+use compose_nfs::rpc::{encode_call, Cred};
+use compose_nfs::xdr::Enc;
+use compose_nfs::{Export, Limits, NfsEvent};
+
+const EXPORT: &str = "/srv/compose/roots/abc123";
+
+fn start(root: &std::path::Path, limits: Limits) -> Running {
+    Running::start_with(
+        Arc::new(vec![Export::new(EXPORT, root).insecure()]),
+        Some(limits),
+    )
+}
+
+/// Whether the server closes `s` (end of stream or reset) within 20 s.
+fn closed_by_server(s: &mut TcpStream) -> bool {
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let mut buf = [0u8; 64 * 1024];
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        match s.read(&mut buf) {
+            Ok(0) => return true,
+            Ok(_) => continue,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return false,
+            Err(e) if e.kind() == std::io::ErrorKind::TimedOut => return false,
+            Err(_) => return true,
+        }
+    }
+    false
+}
+
+/// A NULL call answered on `s`.
+fn null_answered(s: &mut TcpStream) -> bool {
+    let rec = encode_call(9, 100_003, 3, 0, None, &[]);
+    let mut out = ((rec.len() as u32) | 0x8000_0000).to_be_bytes().to_vec();
+    out.extend_from_slice(&rec);
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut mark = [0u8; 4];
+    s.write_all(&out).is_ok() && s.read_exact(&mut mark).is_ok()
+}
+
+#[test]
+fn connections_capped_per_address() {
+    let t = tempfile::tempdir().unwrap();
+    let root = tree(t.path());
+    let limits = Limits {
+        max_per_peer: 4,
+        ..Limits::default()
+    };
+    let r = start(&root, limits);
+    let mut held: Vec<TcpStream> = (0..4)
+        .map(|_| TcpStream::connect(r.addr).unwrap())
+        .collect();
+    for s in &mut held {
+        assert!(null_answered(s), "within the cap: served");
+    }
+    let mut over = TcpStream::connect(r.addr).unwrap();
+    assert!(closed_by_server(&mut over), "the fifth is closed at once");
+    for s in &mut held {
+        assert!(null_answered(s), "the admitted ones are untouched");
+    }
+    // A place given back is free again (the server sees the close a
+    // moment later: bounded retries).
+    held.pop();
+    let mut again = None;
+    for _ in 0..100 {
+        let mut s = TcpStream::connect(r.addr).unwrap();
+        if null_answered(&mut s) {
+            again = Some(s);
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(again.is_some(), "a freed place was never given out again");
+    // Events travel through a channel: wait for it (bounded).
+    let mut events = Vec::new();
+    let mut refused = false;
+    for _ in 0..100 {
+        events.extend(r.events());
+        refused = events.iter().any(|e| {
+            matches!(e, NfsEvent::Error { message, .. } if message.contains("refusing connections"))
+        });
+        if refused {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(refused, "the refusal was reported: {events:?}");
+}
+
+#[test]
+fn idle_connections_closed() {
+    let t = tempfile::tempdir().unwrap();
+    let root = tree(t.path());
+    let limits = Limits {
+        idle_timeout: Duration::from_secs(1),
+        ..Limits::default()
+    };
+    let r = start(&root, limits);
+    let mut idle = TcpStream::connect(r.addr).unwrap();
+    assert!(null_answered(&mut idle));
+    assert!(closed_by_server(&mut idle), "an idle connection is closed");
+    // A half-sent record is no call either.
+    let mut partial = TcpStream::connect(r.addr).unwrap();
+    partial.write_all(&0x8000_1000u32.to_be_bytes()).unwrap();
+    partial.write_all(&[0; 100]).unwrap();
+    assert!(closed_by_server(&mut partial), "a stalled record is closed");
+    // The next client is served as ever.
+    let mut c = Client::connect(r.addr);
+    assert!(c.mnt(EXPORT).is_ok());
+}
+
+fn read_call(xid: u32, fh: &[u8], offset: u64) -> Vec<u8> {
+    let mut a = Enc::new();
+    a.opaque(fh).u64(offset).u32(1 << 20);
+    let rec = encode_call(xid, 100_003, 3, 6, Some(&Cred::root()), &a.buf);
+    let mut out = ((rec.len() as u32) | 0x8000_0000).to_be_bytes().to_vec();
+    out.extend_from_slice(&rec);
+    out
+}
+
+fn threads_of_this_process() -> usize {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Threads:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap()
+}
+
+/// Connections that pipeline 1 MiB READs and never read a byte: the
+/// server stops reading them at their reply budget (no thread waits for
+/// them), another client reads the whole file meanwhile, and each of them
+/// is closed once its replies are not taken for the write timeout.
+#[test]
+fn clients_that_never_read_hold_no_threads() {
+    const STALLED: usize = 16;
+    const CALLS: u32 = 200_000;
+    let t = tempfile::tempdir().unwrap();
+    let root = tree(t.path());
+    let limits = Limits {
+        max_per_peer: 64,
+        write_timeout: Duration::from_secs(3),
+        ..Limits::default()
+    };
+    let r = start(&root, limits);
+    let mut c = Client::connect(r.addr);
+    let root_fh = c.mnt(EXPORT).unwrap();
+    let big = c.walk(&root_fh, "big.bin");
+    let before = threads_of_this_process();
+    let mut stalled = Vec::new();
+    for _ in 0..STALLED {
+        // A small receive buffer: the kernel takes few replies for it.
+        let sock =
+            socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+        sock.set_recv_buffer_size(64 * 1024).unwrap();
+        sock.connect(&r.addr.into()).unwrap();
+        let s: TcpStream = sock.into();
+        let mut w = s.try_clone().unwrap();
+        w.set_write_timeout(Some(Duration::from_secs(5))).unwrap();
+        let fh = big.clone();
+        // Writes until the server stops reading (the write times out) or
+        // closes the connection.
+        let writer = std::thread::spawn(move || {
+            let mut sent = 0;
+            for i in 0..CALLS {
+                if w.write_all(&read_call(i, &fh, u64::from(i % 5) << 20))
+                    .is_err()
+                {
+                    break;
+                }
+                sent += 1;
+            }
+            sent
+        });
+        stalled.push((s, writer));
+    }
+    // Meanwhile a legitimate client reads the whole file.
+    let data = std::fs::read(root.join("big.bin")).unwrap();
+    let mut got = Vec::new();
+    while got.len() < data.len() {
+        let mut a = Enc::new();
+        a.opaque(&big).u64(got.len() as u64).u32(1 << 20);
+        let reply = c.call(100_003, 3, 6, &a.buf);
+        let mut d = compose_nfs::xdr::Dec::new(&reply);
+        assert_eq!(d.u32().unwrap(), 0);
+        assert!(d.bool().unwrap());
+        for _ in 0..21 {
+            d.u32().unwrap();
+        }
+        d.u32().unwrap();
+        d.bool().unwrap();
+        got.extend_from_slice(d.opaque(1 << 20).unwrap());
+    }
+    assert!(got == data, "the legitimate read is whole and right");
+    let during = threads_of_this_process();
+    // Never having read, each is given up on (bounded wait).
+    let mut timed_out = 0;
+    for _ in 0..300 {
+        timed_out += r
+            .events()
+            .into_iter()
+            .filter(|e| matches!(e, NfsEvent::Error { message, .. } if message.contains("took no reply data")))
+            .count();
+        if timed_out >= STALLED {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(timed_out, STALLED, "every never-reading client was dropped");
+    let sent: Vec<u32> = stalled
+        .into_iter()
+        .map(|(_, w)| w.join().unwrap())
+        .collect();
+    assert!(
+        sent.iter().all(|n| *n < CALLS),
+        "the server read every call of a client that took no reply: {sent:?}"
+    );
+    // The test's own writer threads, plus the server's bounded pool.
+    assert!(
+        during <= before + STALLED + 24,
+        "threads grew from {before} to {during}"
+    );
+    println!("threads {before} -> {during} with {STALLED} stalled clients; calls sent {sent:?}");
+}

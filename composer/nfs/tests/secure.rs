@@ -1,0 +1,89 @@
+//! knfsd's `secure`: MOUNT, NFS and NFSACL calls from unprivileged source
+//! ports (>= 1024, which any user can bind) are refused unless the export
+//! is `insecure`, because the AUTH_UNIX uid they carry is the caller's own
+//! claim. The portmapper and NULL stay open to anyone.
+
+mod common;
+
+use std::sync::{Arc, Mutex};
+
+use common::*;
+use compose_nfs::xdr::{Dec, Enc};
+use compose_nfs::{Export, ExportFn};
+
+const EXPORT: &str = "/srv/compose/roots/abc123";
+const MNT3ERR_PERM: u32 = 1;
+const AUTH_TOOWEAK: u32 = 5;
+
+/// The reply is MSG_DENIED / AUTH_ERROR / AUTH_TOOWEAK.
+fn assert_too_weak(reply: &[u8]) {
+    let mut d = Dec::new(reply);
+    d.u32().unwrap(); // xid
+    assert_eq!(d.u32().unwrap(), 1, "a reply");
+    assert_eq!(d.u32().unwrap(), 1, "MSG_DENIED");
+    assert_eq!(d.u32().unwrap(), 1, "AUTH_ERROR");
+    assert_eq!(d.u32().unwrap(), AUTH_TOOWEAK);
+}
+
+fn getattr_args(fh: &[u8]) -> Vec<u8> {
+    let mut a = Enc::new();
+    a.opaque(fh);
+    a.buf
+}
+
+/// Unprivileged ports against a secure export: MNT is MNT3ERR_PERM, and a
+/// handle learnt while the export was insecure is AUTH_TOOWEAK for NFS and
+/// NFSACL once the rule changes; PMAP GETPORT and NULL still answer.
+#[test]
+fn unprivileged_ports_refused_by_secure_exports() {
+    let t = tempfile::tempdir().unwrap();
+    let root = tree(t.path());
+    let list: Arc<Mutex<Vec<Export>>> =
+        Arc::new(Mutex::new(vec![Export::new(EXPORT, &root).insecure()]));
+    let l2 = Arc::clone(&list);
+    let r = Running::start(Arc::new(ExportFn(move || l2.lock().unwrap().clone())));
+    let mut c = Client::connect(r.addr);
+    let root_fh = c.mnt(EXPORT).unwrap();
+    let shadow = c.walk(&root_fh, "secret");
+    assert!(c.getattr(&shadow).is_ok(), "insecure: served");
+
+    *list.lock().unwrap() = vec![Export::new(EXPORT, &root)];
+    let mut c = Client::connect(r.addr);
+    assert_eq!(c.mnt(EXPORT), Err(MNT3ERR_PERM));
+    // The handle still names the (now secure) export: refused.
+    assert_too_weak(&c.reply(100_003, 3, 1, &getattr_args(&shadow)));
+    let mut read = Enc::new();
+    read.opaque(&shadow).u64(0).u32(4096);
+    assert_too_weak(&c.reply(100_003, 3, 6, &read.buf));
+    let mut acl = Enc::new();
+    acl.opaque(&root_fh).u32(0xf);
+    assert_too_weak(&c.reply(100_227, 3, 1, &acl.buf));
+    // A handle naming no export reaches no file: BADHANDLE, as before.
+    assert_eq!(c.getattr(&[0; 32]), Err(10001));
+    // Open to anyone: NULL of each program, PMAP GETPORT, MOUNT EXPORT.
+    for prog in [100_000, 100_003, 100_005] {
+        let vers = if prog == 100_000 { 2 } else { 3 };
+        assert_eq!(c.call_raw(prog, vers, 0, &[]).0, 0);
+    }
+    let mut getport = Enc::new();
+    getport.u32(100_005).u32(3).u32(6).u32(0);
+    let port = c.call(100_000, 2, 3, &getport.buf);
+    assert_eq!(Dec::new(&port).u32().unwrap(), u32::from(r.port()));
+}
+
+/// From a reserved port the secure export is served as before, root
+/// credential included (no_root_squash: an NFS root needs it).
+#[test]
+#[ignore = "privileged tier: binds a reserved source port (run as root)"]
+fn privileged_port_served_with_root_credential() {
+    let t = tempfile::tempdir().unwrap();
+    let root = tree(t.path());
+    let r = Running::start(Arc::new(vec![Export::new(EXPORT, &root)]));
+    let mut c = Client::connect_privileged(r.addr);
+    let root_fh = c.mnt(EXPORT).unwrap();
+    let secret = c.walk(&root_fh, "secret");
+    let mut read = Enc::new();
+    read.opaque(&secret).u64(0).u32(4096);
+    let reply = c.call(100_003, 3, 6, &read.buf);
+    assert_eq!(Dec::new(&reply).u32().unwrap(), 0, "root reads a 0640 file");
+}
