@@ -157,7 +157,7 @@ impl Ctx {
         }
         let out = match call.prog {
             PMAP_PROG => self.pmap(&call),
-            MOUNT_PROG => self.mount(&call, peer),
+            MOUNT_PROG => self.mount(&call, &cred, peer),
             NFS_PROG => self.nfs(&call, &cred, peer),
             NFSACL_PROG => self.nfsacl(&call, peer),
             _ => Ok(rpc::accepted(call.xid, rpc::PROG_UNAVAIL)),
@@ -227,7 +227,7 @@ impl Ctx {
         Ok(e)
     }
 
-    fn mount(&self, call: &Call, peer: SocketAddr) -> Result<Enc, XdrError> {
+    fn mount(&self, call: &Call, cred: &Cred, peer: SocketAddr) -> Result<Enc, XdrError> {
         if call.vers != 3 {
             return Ok(rpc::prog_mismatch(call.xid, 3, 3));
         }
@@ -237,7 +237,7 @@ impl Ctx {
             0 | 4 => {}
             1 => {
                 let path = String::from_utf8_lossy(d.opaque(1024)?).into_owned();
-                match self.mnt(&path, peer) {
+                match self.mnt(&path, cred, peer) {
                     Ok(h) => {
                         e.u32(0).opaque(&h.encode());
                         // auth flavors: AUTH_UNIX, AUTH_NONE
@@ -262,7 +262,11 @@ impl Ctx {
                 self.event(NfsEvent::Unmount { peer, export: path });
             }
             5 => {
-                for ex in self.source.exports().unwrap_or_default() {
+                // A node's private export is its business: listed to it
+                // alone (showmount -e from elsewhere does not learn the
+                // cluster's host names).
+                let listed = self.source.exports().unwrap_or_default();
+                for ex in listed.iter().filter(|ex| ex.allows(peer.ip())) {
                     e.bool(true).opaque(ex.path.as_bytes()).bool(false);
                 }
                 e.bool(false);
@@ -274,7 +278,7 @@ impl Ctx {
 
     /// MNT: an export path, or a directory below one (libnfs mounts the
     /// directory holding the file it is asked for).
-    fn mnt(&self, path: &str, peer: SocketAddr) -> Result<Handle, (u32, String)> {
+    fn mnt(&self, path: &str, cred: &Cred, peer: SocketAddr) -> Result<Handle, (u32, String)> {
         let want = path.trim_end_matches('/');
         let exports = self
             .source
@@ -304,6 +308,12 @@ impl Ctx {
         for comp in rest.split('/').filter(|c| !c.is_empty()) {
             if comp == ".." {
                 return Err((13, "`..` in mount path".into()));
+            }
+            // As a path walk would: the caller must be allowed to search
+            // every directory above what it mounts.
+            let a = fs.attr(&obj.st);
+            if !perm::may_search(cred, a.full_mode(), a.uid, a.gid) {
+                return Err((13, format!("{comp}: search permission denied")));
             }
             obj = fs
                 .lookup(&obj, comp.as_bytes())

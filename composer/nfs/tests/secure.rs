@@ -87,3 +87,54 @@ fn privileged_port_served_with_root_credential() {
     let reply = c.call(100_003, 3, 6, &read.buf);
     assert_eq!(Dec::new(&reply).u32().unwrap(), 0, "root reads a 0640 file");
 }
+
+/// MNT of a directory below one the caller may not search is refused, as
+/// the path walk to it would be; root (and the owner) still mount it.
+#[test]
+fn mount_below_an_unsearchable_directory_refused() {
+    use std::os::unix::fs::PermissionsExt;
+    let t = tempfile::tempdir().unwrap();
+    let root = tree(t.path());
+    std::fs::create_dir_all(root.join("locked/inner")).unwrap();
+    std::fs::set_permissions(root.join("locked"), std::fs::Permissions::from_mode(0o700)).unwrap();
+    let r = Running::start(Arc::new(vec![Export::new(EXPORT, &root).insecure()]));
+    let mut c = Client::connect(r.addr);
+    let path = format!("{EXPORT}/locked/inner");
+    c.cred = Some(compose_nfs::rpc::Cred {
+        uid: 4242,
+        gid: 4242,
+        gids: Vec::new(),
+    });
+    assert_eq!(c.mnt(&path), Err(13), "a stranger mounts below 0700");
+    assert!(c.mnt(EXPORT).is_ok(), "the export itself is fine");
+    c.cred = Some(compose_nfs::rpc::Cred::root());
+    assert!(c.mnt(&path).is_ok(), "root mounts it");
+}
+
+/// MOUNT EXPORT (showmount -e): a node's private export is listed to that
+/// node only.
+#[test]
+fn export_list_hides_other_nodes_private_exports() {
+    let t = tempfile::tempdir().unwrap();
+    let root = tree(t.path());
+    let private = |node: &str, ip: &str| Export {
+        clients: vec![ip.parse().unwrap()],
+        ..Export::new(format!("/srv/compose/cluster/boot/{node}"), &root)
+    };
+    let r = Running::start(Arc::new(vec![
+        Export::new(EXPORT, &root),
+        private("node01", "127.0.0.1"),
+        private("node02", "10.9.9.9"),
+    ]));
+    let mut c = Client::connect(r.addr);
+    let reply = c.call(100_005, 3, 5, &[]);
+    let mut d = Dec::new(&reply);
+    let mut listed = Vec::new();
+    while d.bool().unwrap() {
+        listed.push(String::from_utf8(d.opaque(1024).unwrap().to_vec()).unwrap());
+        while d.bool().unwrap() {
+            d.opaque(255).unwrap();
+        }
+    }
+    assert_eq!(listed, [EXPORT, "/srv/compose/cluster/boot/node01"]);
+}
