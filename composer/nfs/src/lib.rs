@@ -15,6 +15,8 @@
 mod fast;
 mod files;
 mod fs;
+#[cfg(test)]
+mod fuzz;
 mod limit;
 pub mod perm;
 mod pool;

@@ -224,7 +224,7 @@ async fn connection(
 /// a READ or READDIR its count (the reply's size), anything else the
 /// record's own size; at least a share of [`IN_FLIGHT`], so no more than
 /// that many calls are in flight; at most the whole budget.
-fn reply_cost(record: &[u8], budget: usize) -> usize {
+pub(crate) fn reply_cost(record: &[u8], budget: usize) -> usize {
     let asked = crate::rpc::parse_call(record).ok().and_then(|c| {
         if (c.prog, c.vers) != (NFS_PROG, 3) {
             return None;
@@ -259,7 +259,7 @@ fn reply_cost(record: &[u8], budget: usize) -> usize {
 /// One record (all its fragments). `Ok(None)`: the client closed between
 /// records. A fragment's buffer grows as its bytes arrive, so a client
 /// announcing a big record and sending nothing holds no memory for it.
-async fn read_record<R: AsyncRead + Unpin>(
+pub(crate) async fn read_record<R: AsyncRead + Unpin>(
     rd: &mut R,
     reasm: &mut Reassembler,
 ) -> Result<Option<Vec<u8>>, String> {
