@@ -66,10 +66,13 @@ fn handles_survive_a_descriptor_shortage() {
     // No descriptor to open the export with.
     let old = exhaust();
     let during: Vec<_> = handles.iter().map(|h| c.getattr(h)).collect();
+    let mounted = c.mnt(EXPORT);
     restore(old);
     for (p, got) in paths.iter().zip(&during) {
         assert_eq!(*got, Err(JUKEBOX), "{p:?} during the shortage");
     }
+    // MNT: a server fault, not "not exported" (MNT3ERR_NOENT).
+    assert_eq!(mounted, Err(10006), "MNT during the shortage");
     // The root alone: the export is open now, nothing walked yet.
     assert_eq!(c.getattr(&handles[0]).unwrap(), attrs[0]);
 
