@@ -227,10 +227,7 @@ fn exports_are_reread_on_mount() {
 #[test]
 #[ignore = "privileged tier: needs root for mknod; run `sudo cargo test -p compose-nfs -- --ignored` (ci/test does)"]
 fn privileged_device_nodes_keep_type_and_rdev() {
-    assert!(
-        nix::unistd::geteuid().is_root(),
-        "privileged_device_nodes_keep_type_and_rdev needs root (mknod of a char device)"
-    );
+    require_root("mknod of a char device");
     let t = tempfile::tempdir().unwrap();
     let root = tree(t.path());
     nix::sys::stat::mknod(

@@ -71,14 +71,22 @@ fn unprivileged_ports_refused_by_secure_exports() {
     assert_eq!(Dec::new(&port).u32().unwrap(), u32::from(r.port()));
 }
 
+/// For the privileged tier: root required, the test tree served by a
+/// secure export.
+fn secure_server_as_root(why: &str) -> (tempfile::TempDir, Running) {
+    require_root(why);
+    let t = tempfile::tempdir().unwrap();
+    let root = tree(t.path());
+    let r = Running::start(Arc::new(vec![Export::new(EXPORT, &root)]));
+    (t, r)
+}
+
 /// From a reserved port the secure export is served as before, root
 /// credential included (no_root_squash: an NFS root needs it).
 #[test]
 #[ignore = "privileged tier: binds a reserved source port (run as root)"]
 fn privileged_port_served_with_root_credential() {
-    let t = tempfile::tempdir().unwrap();
-    let root = tree(t.path());
-    let r = Running::start(Arc::new(vec![Export::new(EXPORT, &root)]));
+    let (_t, r) = secure_server_as_root("binds a reserved source port");
     let mut c = Client::connect_privileged(r.addr);
     let root_fh = c.mnt(EXPORT).unwrap();
     let secret = c.walk(&root_fh, "secret");
@@ -137,4 +145,45 @@ fn export_list_hides_other_nodes_private_exports() {
         }
     }
     assert_eq!(listed, [EXPORT, "/srv/compose/cluster/boot/node01"]);
+}
+
+/// The attack with the real client: libnfs's nfs-cat claiming uid 0. Run
+/// as root it binds a reserved port and reads the 0640 file; run as
+/// nobody (setpriv) it can only use a port >= 1024 and reads nothing.
+#[test]
+#[ignore = "privileged tier: runs nfs-cat as root and as nobody (setpriv); run `sudo cargo test -p compose-nfs -- --ignored` (ci/test does)"]
+fn privileged_libnfs_as_nobody_cannot_claim_root() {
+    let (_t, r) = secure_server_as_root("setpriv, reserved ports");
+    let secret = url(&r, &format!("{EXPORT}/secret"), "&uid=0&gid=0");
+    let as_root = libnfs("nfs-cat", &[&secret]);
+    assert_eq!(
+        String::from_utf8_lossy(&as_root.stdout),
+        "root only\n",
+        "root from a reserved port: {}",
+        String::from_utf8_lossy(&as_root.stderr)
+    );
+    let setpriv = [
+        "--reuid=65534",
+        "--regid=65534",
+        "--clear-groups",
+        "nfs-cat",
+    ];
+    let mut args: Vec<&str> = setpriv.to_vec();
+    args.push(&secret);
+    let as_nobody = libnfs("setpriv", &args);
+    assert!(
+        !as_nobody.status.success() && as_nobody.stdout.is_empty(),
+        "nobody read the secret claiming uid 0: {:?}",
+        String::from_utf8_lossy(&as_nobody.stdout)
+    );
+    let refused = (0..100).any(|_| {
+        let seen = r.events().into_iter().any(|e| {
+            matches!(e, compose_nfs::NfsEvent::Refused { reason, .. } if reason.contains("unprivileged source port"))
+        });
+        if !seen {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        seen
+    });
+    assert!(refused, "no refusal event for the unprivileged port");
 }

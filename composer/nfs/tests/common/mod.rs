@@ -89,6 +89,14 @@ impl Drop for Running {
     }
 }
 
+/// Fails (never skips) a privileged-tier test run without root.
+pub fn require_root(why: &str) {
+    assert!(
+        nix::unistd::geteuid().is_root(),
+        "this test needs root ({why}): run `sudo cargo test -p compose-nfs -- --ignored`"
+    );
+}
+
 /// Runs a libnfs client binary (bounded by `timeout`), failing clearly when
 /// it is not installed.
 pub fn libnfs(bin: &str, args: &[&str]) -> Output {
