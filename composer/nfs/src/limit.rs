@@ -32,6 +32,11 @@ pub struct Limits {
     /// (a READ counts its count); past it, no further call of that
     /// connection is read until the client takes its replies.
     pub reply_budget: usize,
+    /// Bytes of replies waiting, all connections together, beyond each
+    /// connection's first call in flight (which never waits for this, so
+    /// clients that fill it cannot stall another's calls, only shorten its
+    /// pipeline). Memory at worst: connections x one READ, plus this.
+    pub total_reply_budget: usize,
 }
 
 /// Calls in flight per connection at most (the Linux client pipelines).
@@ -46,7 +51,8 @@ impl Limits {
     /// them (less [`RESERVED_FDS`]) for connections, so opening an export
     /// or a file never finds the table full.
     pub fn for_descriptors(nofile: u64) -> Limits {
-        let conns = (nofile / 2).saturating_sub(RESERVED_FDS).clamp(16, 1 << 16) as usize;
+        // At most 4096: each may hold one READ reply (1 MiB) in memory.
+        let conns = (nofile / 2).saturating_sub(RESERVED_FDS).clamp(16, 4096) as usize;
         Limits {
             max_connections: conns,
             max_per_peer: 32.min(conns),
@@ -54,6 +60,7 @@ impl Limits {
             idle_timeout: Duration::from_secs(360),
             write_timeout: Duration::from_secs(60),
             reply_budget: 4 << 20,
+            total_reply_budget: 256 << 20,
         }
     }
 }
@@ -153,7 +160,7 @@ mod tests {
         assert_eq!(l.max_connections, 256, "half of 1024, less the reserve");
         assert_eq!(l.max_per_peer, 32);
         assert_eq!(Limits::for_descriptors(64).max_connections, 16, "a floor");
-        assert_eq!(Limits::for_descriptors(1 << 20).max_connections, 1 << 16);
+        assert_eq!(Limits::for_descriptors(1 << 20).max_connections, 4096);
         assert!(
             l.reply_budget > crate::proto::RTMAX as usize,
             "one full READ fits"

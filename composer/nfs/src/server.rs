@@ -88,6 +88,7 @@ impl NfsServer {
         });
         let admission = Admission::new(self.limits);
         let limits = Arc::new(self.limits);
+        let replies = Arc::new(Semaphore::new(self.limits.total_reply_budget));
         // Report the first connection turned away, not each of a flood.
         let mut refusing = false;
         tokio::pin!(shutdown);
@@ -114,7 +115,8 @@ impl NfsServer {
                         // Moved to a pool thread, registered again there.
                         match stream.into_std() {
                             Ok(stream) => {
-                                let conn = connection(Arc::clone(&ctx), Arc::clone(&limits), stream, peer, ticket);
+                                let budgets = (Arc::clone(&limits), Arc::clone(&replies));
+                                let conn = connection(Arc::clone(&ctx), budgets, stream, peer, ticket);
                                 pool.spawn(&mut conns, conn)
                             }
                             Err(e) => {
@@ -176,7 +178,7 @@ pub async fn serve_dynamic(
 
 async fn connection(
     ctx: Arc<Ctx>,
-    limits: Arc<Limits>,
+    (limits, replies): (Arc<Limits>, Arc<Semaphore>),
     stream: std::net::TcpStream,
     peer: SocketAddr,
     _ticket: Ticket,
@@ -198,7 +200,7 @@ async fn connection(
     // to hand over its reply was what a client that never reads pinned);
     // the reader's reply budget bounds what is in it instead.
     let (tx, rx) = mpsc::unbounded_channel::<Queued>();
-    let reader = read_calls(Arc::clone(&ctx), &limits, rd, peer, tx);
+    let reader = read_calls(Arc::clone(&ctx), (&limits, replies), rd, peer, tx);
     let writer = write_replies(wr, rx, limits.write_timeout);
     tokio::pin!(reader, writer);
     // The reader ends at end of stream, after the idle timeout or on a bad
@@ -299,13 +301,14 @@ pub(crate) async fn read_record<R: AsyncRead + Unpin>(
 /// Reads calls until end of stream or [`Limits::idle_timeout`] without
 /// one; answers READs that cannot block itself (fast.rs) and everything
 /// else on the blocking pool. Each call first takes its share of the
-/// connection's reply budget, given back when its reply is written: a
+/// connection's reply budget, and unless it is the only one in flight of
+/// the server-wide one too, given back when its reply is written: a
 /// client that does not take its replies stops being read, so it holds
 /// a bounded amount of memory and no thread. `Some`: why the connection
 /// ended early.
 async fn read_calls(
     ctx: Arc<Ctx>,
-    limits: &Limits,
+    (limits, replies): (&Limits, Arc<Semaphore>),
     rd: OwnedReadHalf,
     peer: SocketAddr,
     tx: mpsc::UnboundedSender<Queued>,
@@ -325,11 +328,23 @@ async fn read_calls(
                 Err(_) => return None,
             };
         let cost = reply_cost(&record, limits.reply_budget) as u32;
-        let Ok(permit) = Arc::clone(&budget).acquire_many_owned(cost).await else {
+        let Ok(own) = Arc::clone(&budget).acquire_many_owned(cost).await else {
             return None;
         };
+        // The only call in flight: served whatever the others hold.
+        let alone = budget.available_permits() + cost as usize >= limits.reply_budget;
+        let shared = if alone {
+            None
+        } else {
+            let cost = cost.min(limits.total_reply_budget as u32);
+            match Arc::clone(&replies).acquire_many_owned(cost).await {
+                Ok(p) => Some(p),
+                Err(_) => return None,
+            }
+        };
+        let permits = (own, shared);
         if let Some(reply) = ctx.try_read(&record, peer) {
-            if tx.send(Queued::new(reply, permit)).is_err() {
+            if tx.send(Queued::new(reply, permits)).is_err() {
                 return None;
             }
             continue;
@@ -337,7 +352,7 @@ async fn read_calls(
         let (ctx, tx) = (Arc::clone(&ctx), tx.clone());
         tokio::task::spawn_blocking(move || {
             if let Some(reply) = ctx.handle(&record, peer) {
-                let _ = tx.send(Queued::new(reply, permit));
+                let _ = tx.send(Queued::new(reply, permits));
             }
         });
     }

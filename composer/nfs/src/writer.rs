@@ -26,11 +26,14 @@ const BATCH: usize = 64 * 1024;
 #[derive(Debug)]
 pub struct Queued {
     reply: Reply,
-    budget: OwnedSemaphorePermit,
+    budget: Budget,
 }
 
+/// The connection's share, and the server-wide one if it took one.
+pub type Budget = (OwnedSemaphorePermit, Option<OwnedSemaphorePermit>);
+
 impl Queued {
-    pub fn new(reply: Reply, budget: OwnedSemaphorePermit) -> Queued {
+    pub fn new(reply: Reply, budget: Budget) -> Queued {
         Queued { reply, budget }
     }
 }
@@ -46,7 +49,7 @@ pub async fn write_replies(
     let sock: &TcpStream = wr.as_ref();
     let mut batch: Vec<u8> = Vec::with_capacity(BATCH);
     // The budget of the replies in `batch`, given back once it is sent.
-    let mut held: Vec<OwnedSemaphorePermit> = Vec::new();
+    let mut held: Vec<Budget> = Vec::new();
     while let Some(first) = rx.recv().await {
         let mut next = Some(first);
         while let Some(Queued { reply, budget }) = next.take() {
@@ -161,7 +164,7 @@ mod tests {
             let budget = Arc::new(Semaphore::new(1 << 20));
             for r in replies {
                 let permit = Arc::clone(&budget).acquire_many_owned(1000).await.unwrap();
-                tx.send(Queued::new(r, permit)).unwrap();
+                tx.send(Queued::new(r, (permit, None))).unwrap();
             }
             drop(tx);
             let outcome = write_replies(wr, rx, Duration::from_secs(10)).await;

@@ -53,6 +53,7 @@ fn null_answered(s: &mut TcpStream) -> bool {
 
 #[test]
 fn connections_capped_per_address() {
+    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
     let t = tempfile::tempdir().unwrap();
     let root = tree(t.path());
     let limits = Limits {
@@ -102,6 +103,7 @@ fn connections_capped_per_address() {
 
 #[test]
 fn idle_connections_closed() {
+    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
     let t = tempfile::tempdir().unwrap();
     let root = tree(t.path());
     let limits = Limits {
@@ -146,14 +148,34 @@ fn threads_of_this_process() -> usize {
 /// is closed once its replies are not taken for the write timeout.
 #[test]
 fn clients_that_never_read_hold_no_threads() {
-    const STALLED: usize = 16;
+    stalled_clients_against_a_reader(Limits::default(), 16);
+}
+
+/// The same with a server-wide reply budget the stalled clients fill: the
+/// reader's one call in flight never waits for it. (A stalled client
+/// waiting for that budget has no reply to time out on; it is dropped once
+/// the others' time out and free it, one after the other: few of them.)
+#[test]
+fn clients_that_never_read_cannot_starve_another() {
+    let limits = Limits {
+        total_reply_budget: 2 << 20,
+        ..Limits::default()
+    };
+    stalled_clients_against_a_reader(limits, 5);
+}
+
+/// One test at a time in this binary: each counts the process's threads.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn stalled_clients_against_a_reader(limits: Limits, clients: usize) {
+    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
     const CALLS: u32 = 200_000;
     let t = tempfile::tempdir().unwrap();
     let root = tree(t.path());
     let limits = Limits {
         max_per_peer: 64,
-        write_timeout: Duration::from_secs(3),
-        ..Limits::default()
+        write_timeout: Duration::from_secs(2),
+        ..limits
     };
     let r = start(&root, limits);
     let mut c = Client::connect(r.addr);
@@ -161,7 +183,7 @@ fn clients_that_never_read_hold_no_threads() {
     let big = c.walk(&root_fh, "big.bin");
     let before = threads_of_this_process();
     let mut stalled = Vec::new();
-    for _ in 0..STALLED {
+    for _ in 0..clients {
         // A small receive buffer: the kernel takes few replies for it.
         let sock =
             socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
@@ -214,12 +236,12 @@ fn clients_that_never_read_hold_no_threads() {
             .into_iter()
             .filter(|e| matches!(e, NfsEvent::Error { message, .. } if message.contains("took no reply data")))
             .count();
-        if timed_out >= STALLED {
+        if timed_out >= clients {
             break;
         }
         std::thread::sleep(Duration::from_millis(100));
     }
-    assert_eq!(timed_out, STALLED, "every never-reading client was dropped");
+    assert_eq!(timed_out, clients, "every never-reading client was dropped");
     let sent: Vec<u32> = stalled
         .into_iter()
         .map(|(_, w)| w.join().unwrap())
@@ -230,8 +252,8 @@ fn clients_that_never_read_hold_no_threads() {
     );
     // The test's own writer threads, plus the server's bounded pool.
     assert!(
-        during <= before + STALLED + 24,
+        during <= before + clients + 24,
         "threads grew from {before} to {during}"
     );
-    println!("threads {before} -> {during} with {STALLED} stalled clients; calls sent {sent:?}");
+    println!("threads {before} -> {during} with {clients} stalled clients; calls sent {sent:?}");
 }
