@@ -331,15 +331,22 @@ async fn read_calls(
         let Ok(own) = Arc::clone(&budget).acquire_many_owned(cost).await else {
             return None;
         };
-        // The only call in flight: served whatever the others hold.
-        let alone = budget.available_permits() + cost as usize >= limits.reply_budget;
-        let shared = if alone {
+        // The only call in flight is served whatever other connections
+        // hold; another takes from the shared budget too, or proceeds
+        // once the calls before it are answered (it is alone then), so a
+        // full shared budget shortens a pipeline but never stalls it.
+        let others = (limits.reply_budget - cost as usize) as u32;
+        let shared = if budget.available_permits() >= others as usize {
             None
         } else {
             let cost = cost.min(limits.total_reply_budget as u32);
-            match Arc::clone(&replies).acquire_many_owned(cost).await {
-                Ok(p) => Some(p),
-                Err(_) => return None,
+            tokio::select! {
+                p = Arc::clone(&replies).acquire_many_owned(cost) => match p {
+                    Ok(p) => Some(p),
+                    Err(_) => return None,
+                },
+                // All but ours given back: alone now.
+                _ = budget.acquire_many(others) => None,
             }
         };
         let permits = (own, shared);

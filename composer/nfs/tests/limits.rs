@@ -17,11 +17,24 @@ use compose_nfs::{Export, Limits, NfsEvent};
 
 const EXPORT: &str = "/srv/compose/roots/abc123";
 
-fn start(root: &std::path::Path, limits: Limits) -> Running {
-    Running::start_with(
-        Arc::new(vec![Export::new(EXPORT, root).insecure()]),
+/// One test at a time in this binary (some count the process's threads):
+/// the turn, the test tree, its root, and a server with `limits` on it.
+fn serial_server(
+    limits: Limits,
+) -> (
+    std::sync::MutexGuard<'static, ()>,
+    tempfile::TempDir,
+    std::path::PathBuf,
+    Running,
+) {
+    let serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let t = tempfile::tempdir().unwrap();
+    let root = tree(t.path());
+    let r = Running::start_with(
+        Arc::new(vec![Export::new(EXPORT, &root).insecure()]),
         Some(limits),
-    )
+    );
+    (serial, t, root, r)
 }
 
 /// Whether the server closes `s` (end of stream or reset) within 20 s.
@@ -53,14 +66,11 @@ fn null_answered(s: &mut TcpStream) -> bool {
 
 #[test]
 fn connections_capped_per_address() {
-    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
-    let t = tempfile::tempdir().unwrap();
-    let root = tree(t.path());
     let limits = Limits {
         max_per_peer: 4,
         ..Limits::default()
     };
-    let r = start(&root, limits);
+    let (_serial, _t, _, r) = serial_server(limits);
     let mut held: Vec<TcpStream> = (0..4)
         .map(|_| TcpStream::connect(r.addr).unwrap())
         .collect();
@@ -103,14 +113,11 @@ fn connections_capped_per_address() {
 
 #[test]
 fn idle_connections_closed() {
-    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
-    let t = tempfile::tempdir().unwrap();
-    let root = tree(t.path());
     let limits = Limits {
         idle_timeout: Duration::from_secs(1),
         ..Limits::default()
     };
-    let r = start(&root, limits);
+    let (_serial, _t, _, r) = serial_server(limits);
     let mut idle = TcpStream::connect(r.addr).unwrap();
     assert!(null_answered(&mut idle));
     assert!(closed_by_server(&mut idle), "an idle connection is closed");
@@ -131,6 +138,40 @@ fn read_call(xid: u32, fh: &[u8], offset: u64) -> Vec<u8> {
     let mut out = ((rec.len() as u32) | 0x8000_0000).to_be_bytes().to_vec();
     out.extend_from_slice(&rec);
     out
+}
+
+/// Calls written by a client that never reads a reply.
+const CALLS: u32 = 200_000;
+
+/// A client that pipelines 1 MiB READs of `fh` and never reads a reply:
+/// its thread writes until the server stops reading (a write blocks for
+/// `patience`) or closes the connection, and returns the calls it sent.
+/// A small receive buffer: the kernel takes few replies for it.
+fn stalled_client(
+    addr: std::net::SocketAddr,
+    fh: &[u8],
+    patience: Duration,
+) -> (TcpStream, std::thread::JoinHandle<u32>) {
+    let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    sock.set_recv_buffer_size(64 * 1024).unwrap();
+    sock.connect(&addr.into()).unwrap();
+    let s: TcpStream = sock.into();
+    let mut w = s.try_clone().unwrap();
+    w.set_write_timeout(Some(patience)).unwrap();
+    let fh = fh.to_vec();
+    let writer = std::thread::spawn(move || {
+        let mut sent = 0;
+        for i in 0..CALLS {
+            if w.write_all(&read_call(i, &fh, u64::from(i % 5) << 20))
+                .is_err()
+            {
+                break;
+            }
+            sent += 1;
+        }
+        sent
+    });
+    (s, writer)
 }
 
 fn threads_of_this_process() -> usize {
@@ -164,50 +205,22 @@ fn clients_that_never_read_cannot_starve_another() {
     stalled_clients_against_a_reader(limits, 5);
 }
 
-/// One test at a time in this binary: each counts the process's threads.
 static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 fn stalled_clients_against_a_reader(limits: Limits, clients: usize) {
-    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
-    const CALLS: u32 = 200_000;
-    let t = tempfile::tempdir().unwrap();
-    let root = tree(t.path());
     let limits = Limits {
         max_per_peer: 64,
         write_timeout: Duration::from_secs(2),
         ..limits
     };
-    let r = start(&root, limits);
+    let (_serial, _t, root, r) = serial_server(limits);
     let mut c = Client::connect(r.addr);
     let root_fh = c.mnt(EXPORT).unwrap();
     let big = c.walk(&root_fh, "big.bin");
     let before = threads_of_this_process();
     let mut stalled = Vec::new();
     for _ in 0..clients {
-        // A small receive buffer: the kernel takes few replies for it.
-        let sock =
-            socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
-        sock.set_recv_buffer_size(64 * 1024).unwrap();
-        sock.connect(&r.addr.into()).unwrap();
-        let s: TcpStream = sock.into();
-        let mut w = s.try_clone().unwrap();
-        w.set_write_timeout(Some(Duration::from_secs(5))).unwrap();
-        let fh = big.clone();
-        // Writes until the server stops reading (the write times out) or
-        // closes the connection.
-        let writer = std::thread::spawn(move || {
-            let mut sent = 0;
-            for i in 0..CALLS {
-                if w.write_all(&read_call(i, &fh, u64::from(i % 5) << 20))
-                    .is_err()
-                {
-                    break;
-                }
-                sent += 1;
-            }
-            sent
-        });
-        stalled.push((s, writer));
+        stalled.push(stalled_client(r.addr, &big, Duration::from_secs(5)));
     }
     // Meanwhile a legitimate client reads the whole file.
     let data = std::fs::read(root.join("big.bin")).unwrap();
@@ -256,4 +269,49 @@ fn stalled_clients_against_a_reader(limits: Limits, clients: usize) {
         "threads grew from {before} to {during}"
     );
     println!("threads {before} -> {during} with {clients} stalled clients; calls sent {sent:?}");
+}
+
+/// A client pipelining READs while stalled clients hold the whole shared
+/// reply budget (and will for the minute of their write timeout): its
+/// calls beyond the first wait for the shared budget or for the calls
+/// before them, whichever comes first, so every reply arrives within the
+/// client's read timeout.
+#[test]
+fn pipelining_client_not_stalled_by_a_full_shared_budget() {
+    let limits = Limits {
+        total_reply_budget: 2 << 20,
+        write_timeout: Duration::from_secs(60),
+        ..Limits::default()
+    };
+    let (_serial, _t, _, r) = serial_server(limits);
+    let mut c = Client::connect(r.addr);
+    let root_fh = c.mnt(EXPORT).unwrap();
+    let big = c.walk(&root_fh, "big.bin");
+    let stalled: Vec<_> = (0..4)
+        .map(|_| stalled_client(r.addr, &big, Duration::from_secs(3)))
+        .collect();
+    // Once their writes block, the server has stopped reading them: they
+    // hold their budgets, the shared one among them.
+    let stalled: Vec<TcpStream> = stalled
+        .into_iter()
+        .map(|(s, w)| {
+            w.join().unwrap();
+            s
+        })
+        .collect();
+    let mut s = TcpStream::connect(r.addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut calls = Vec::new();
+    for i in 0..8u32 {
+        calls.extend(read_call(i, &big, u64::from(i % 5) << 20));
+    }
+    s.write_all(&calls).unwrap();
+    for _ in 0..8 {
+        let mut mark = [0u8; 4];
+        s.read_exact(&mut mark).expect("a pipelined reply");
+        let mut body = vec![0u8; (u32::from_be_bytes(mark) & 0x7fff_ffff) as usize];
+        s.read_exact(&mut body).expect("a pipelined reply");
+        assert!(body.len() > 1 << 20, "a whole 1 MiB READ");
+    }
+    drop(stalled);
 }
