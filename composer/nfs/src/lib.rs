@@ -4,14 +4,16 @@
 //!
 //! - [`xdr`], [`rpc`]: the pure codec (ONC RPC, AUTH_UNIX, record marking).
 //! - [`perm`]: mode bits against the caller's credential.
-//! - `fs`: exports, stable file handles, the inode -> path index.
+//! - `fs`: exports, stable file handles, the inode -> path index;
+//!   `exports`: the exports open now, kept through shortages.
 //! - `proto`: the procedures; `fast`: READ answered without a thread
 //!   hop, from kept descriptors (`files`) and the page cache (`sys`).
 //! - `server`: the TCP loop, connections on per-CPU threads (`pool`),
-//!   replies written by `writer`.
+//!   replies written by `writer`, within `limit`'s [`Limits`].
 //!
 //! The library never prints: it reports [`NfsEvent`]s through a channel.
 
+mod exports;
 mod fast;
 mod files;
 mod fs;
