@@ -48,7 +48,7 @@ const RESERVED_FDS: u64 = 256;
 
 impl Limits {
     /// Limits for a process allowed `nofile` descriptors: at most half of
-    /// them (less [`RESERVED_FDS`]) for connections, so opening an export
+    /// them (less 256) for connections, so opening an export
     /// or a file never finds the table full.
     pub fn for_descriptors(nofile: u64) -> Limits {
         // At most 4096: each may hold one READ reply (1 MiB) in memory.
