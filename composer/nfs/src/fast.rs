@@ -59,7 +59,7 @@ impl Ctx {
         let h = Handle::decode(d.opaque(64).ok()?)?;
         let (offset, count) = (d.u64().ok()?, d.u32().ok()?);
         let ex = self.open_export_of(h.export)?;
-        if !ex.allows(peer.ip()) {
+        if !ex.allows(peer.ip()) || !ex.port_ok(peer) {
             return None;
         }
         let (fd, st) = ex.kept_file(&h)?;

@@ -18,6 +18,9 @@ use tokio::runtime::Handle;
 use tokio::sync::oneshot;
 use tokio::task::JoinSet;
 
+/// Blocking-pool threads (file-system calls) per worker.
+const BLOCKING_THREADS: usize = 8;
+
 struct Worker {
     handle: Handle,
     /// Connections on it, to place a new one on the least busy.
@@ -46,8 +49,12 @@ impl Pool {
         let n = std::thread::available_parallelism().map_or(1, |n| n.get());
         let mut workers = Vec::with_capacity(n);
         for i in 0..n {
+            // Each runtime has its own blocking pool, 512 threads by
+            // default: a flood of calls spawned that many (and their
+            // stacks). File-system calls beyond these wait their turn.
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
+                .max_blocking_threads(BLOCKING_THREADS)
                 .build()?;
             let handle = rt.handle().clone();
             let (stop, stopped) = oneshot::channel::<()>();

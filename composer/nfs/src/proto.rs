@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::mpsc::UnboundedSender;
 
+use crate::exports::Misses;
 use crate::fast::{read_result, Reply};
 use crate::fs::*;
 use crate::perm;
@@ -24,7 +25,9 @@ pub struct Ctx {
     pub source: Source,
     pub port: u16,
     pub events: UnboundedSender<NfsEvent>,
-    exports: Mutex<HashMap<u64, Arc<ExportFs>>>,
+    /// Open exports by key (exports.rs).
+    pub(crate) exports: Mutex<HashMap<u64, Arc<ExportFs>>>,
+    pub(crate) misses: Misses,
 }
 
 impl Ctx {
@@ -34,6 +37,7 @@ impl Ctx {
             port,
             events,
             exports: Mutex::new(HashMap::new()),
+            misses: Misses::default(),
         }
     }
 
@@ -41,44 +45,9 @@ impl Ctx {
         let _ = self.events.send(ev);
     }
 
-    /// Opens (or reuses) the export; reusing keeps its inode index.
-    fn open_export(&self, ex: &crate::Export) -> std::io::Result<Arc<ExportFs>> {
-        let mut fresh = ExportFs::open(&ex.path, &ex.dir)?;
-        fresh.clients = ex.clients.clone();
-        let mut map = self
-            .exports
-            .lock()
-            .map_err(|_| std::io::Error::other("poisoned"))?;
-        Ok(Arc::clone(
-            map.entry(fresh.key).or_insert_with(|| Arc::new(fresh)),
-        ))
-    }
-
-    /// The export a handle names; unknown keys (e.g. after a restart) reopen
-    /// every export the source lists now and forget those it no longer lists.
-    fn export_of(&self, key: u64) -> Option<Arc<ExportFs>> {
-        if let Some(e) = self.exports.lock().ok()?.get(&key) {
-            return Some(Arc::clone(e));
-        }
-        let mut live = Vec::new();
-        for ex in self.source.exports() {
-            if let Ok(e) = self.open_export(&ex) {
-                live.push(e.key);
-            }
-        }
-        let mut map = self.exports.lock().ok()?;
-        map.retain(|k, _| live.contains(k));
-        map.get(&key).cloned()
-    }
-
-    /// The export a handle names if it is open already (never reopens).
-    pub(crate) fn open_export_of(&self, key: u64) -> Option<Arc<ExportFs>> {
-        self.exports.lock().ok()?.get(&key).cloned()
-    }
-
     fn resolve(&self, fh: &[u8], peer: SocketAddr) -> Result<(Arc<ExportFs>, Obj), u32> {
         let h = Handle::decode(fh).ok_or(NFS3ERR_BADHANDLE)?;
-        let ex = self.export_of(h.export).ok_or(NFS3ERR_STALE)?;
+        let ex = self.export_of(h.export)?;
         // A private export's handles are no use to other clients either.
         if !ex.allows(peer.ip()) {
             return Err(NFS3ERR_ACCES);
@@ -109,9 +78,12 @@ impl Ctx {
         let Some(cred) = call.cred.clone() else {
             return Some(rpc::auth_error(call.xid, rpc::AUTH_BADCRED).buf);
         };
+        if matches!(call.prog, NFS_PROG | NFSACL_PROG) && self.too_weak(&call, peer) {
+            return Some(rpc::auth_error(call.xid, rpc::AUTH_TOOWEAK).buf);
+        }
         let out = match call.prog {
             PMAP_PROG => self.pmap(&call),
-            MOUNT_PROG => self.mount(&call, peer),
+            MOUNT_PROG => self.mount(&call, &cred, peer),
             NFS_PROG => self.nfs(&call, &cred, peer),
             NFSACL_PROG => self.nfsacl(&call, peer),
             _ => Ok(rpc::accepted(call.xid, rpc::PROG_UNAVAIL)),
@@ -120,6 +92,28 @@ impl Ctx {
             Ok(e) => e.buf,
             Err(_) => rpc::accepted(call.xid, rpc::GARBAGE_ARGS).buf,
         })
+    }
+
+    /// An NFS or NFSACL call from an unprivileged port on a handle of an
+    /// export that is not `insecure` (as knfsd's `secure`): the AUTH_UNIX
+    /// credential is the client's word, and only root on the client can
+    /// bind a port below 1024, so from any other port "uid 0" is anyone.
+    /// NULL (a ping) stays open, as does everything of PMAP. A handle that
+    /// names no export is left to the procedure (BADHANDLE or STALE, as
+    /// knfsd answers it): it reaches no file.
+    fn too_weak(&self, call: &Call, peer: SocketAddr) -> bool {
+        if crate::privileged(peer) || call.proc_ == 0 {
+            return false;
+        }
+        let key = Dec::new(call.args)
+            .opaque(64)
+            .ok()
+            .and_then(Handle::decode)
+            .map(|h| h.export);
+        match key.and_then(|k| self.export_of(k).ok()) {
+            Some(ex) => !ex.port_ok(peer),
+            None => false,
+        }
     }
 
     fn pmap(&self, call: &Call) -> Result<Enc, XdrError> {
@@ -159,7 +153,7 @@ impl Ctx {
         Ok(e)
     }
 
-    fn mount(&self, call: &Call, peer: SocketAddr) -> Result<Enc, XdrError> {
+    fn mount(&self, call: &Call, cred: &Cred, peer: SocketAddr) -> Result<Enc, XdrError> {
         if call.vers != 3 {
             return Ok(rpc::prog_mismatch(call.xid, 3, 3));
         }
@@ -169,7 +163,7 @@ impl Ctx {
             0 | 4 => {}
             1 => {
                 let path = String::from_utf8_lossy(d.opaque(1024)?).into_owned();
-                match self.mnt(&path, peer) {
+                match self.mnt(&path, cred, peer) {
                     Ok(h) => {
                         e.u32(0).opaque(&h.encode());
                         // auth flavors: AUTH_UNIX, AUTH_NONE
@@ -194,7 +188,11 @@ impl Ctx {
                 self.event(NfsEvent::Unmount { peer, export: path });
             }
             5 => {
-                for ex in self.source.exports() {
+                // A node's private export is its business: listed to it
+                // alone (showmount -e from elsewhere does not learn the
+                // cluster's host names).
+                let listed = self.source.exports().unwrap_or_default();
+                for ex in listed.iter().filter(|ex| ex.allows(peer.ip())) {
                     e.bool(true).opaque(ex.path.as_bytes()).bool(false);
                 }
                 e.bool(false);
@@ -206,9 +204,12 @@ impl Ctx {
 
     /// MNT: an export path, or a directory below one (libnfs mounts the
     /// directory holding the file it is asked for).
-    fn mnt(&self, path: &str, peer: SocketAddr) -> Result<Handle, (u32, String)> {
+    fn mnt(&self, path: &str, cred: &Cred, peer: SocketAddr) -> Result<Handle, (u32, String)> {
         let want = path.trim_end_matches('/');
-        let exports = self.source.exports();
+        let exports = self
+            .source
+            .exports()
+            .map_err(|e| (10006, format!("listing the exports: {e}")))?;
         let found = exports.iter().find_map(|ex| {
             let base = ex.path.trim_end_matches('/');
             let rest = want.strip_prefix(base)?;
@@ -220,13 +221,25 @@ impl Ctx {
         if !ex.allows(peer.ip()) {
             return Err((13, format!("not exported to {}", peer.ip())));
         }
+        // Opened first: a changed rule (client list, `insecure`) then holds
+        // for the handles already issued too.
         let fs = self
             .open_export(ex)
             .map_err(|e| (10006, format!("{}: {e}", ex.dir.display())))?;
+        if !fs.port_ok(peer) {
+            // MNT3ERR_PERM, what mountd answers an insecure port
+            return Err((1, format!("unprivileged source port {}", peer.port())));
+        }
         let mut obj = fs.root_obj().map_err(|e| (10006, e.to_string()))?;
         for comp in rest.split('/').filter(|c| !c.is_empty()) {
             if comp == ".." {
                 return Err((13, "`..` in mount path".into()));
+            }
+            // As a path walk would: the caller must be allowed to search
+            // every directory above what it mounts.
+            let a = fs.attr(&obj.st);
+            if !perm::may_search(cred, a.full_mode(), a.uid, a.gid) {
+                return Err((13, format!("{comp}: search permission denied")));
             }
             obj = fs
                 .lookup(&obj, comp.as_bytes())

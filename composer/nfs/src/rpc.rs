@@ -19,6 +19,8 @@ pub const SYSTEM_ERR: u32 = 5;
 
 /// auth_stat values.
 pub const AUTH_BADCRED: u32 = 1;
+/// The credential is not trusted enough: a call from an unprivileged port.
+pub const AUTH_TOOWEAK: u32 = 5;
 
 /// The uid/gid AUTH_NONE callers get (the kernel's default anonuid).
 pub const NOBODY: u32 = 65534;

@@ -10,27 +10,25 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, BufReader};
+use tokio::io::{AsyncRead, AsyncReadExt, BufReader};
 use tokio::net::tcp::OwnedReadHalf;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc::{self, UnboundedSender};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
-use crate::fast::Reply;
+use crate::limit::{Admission, Limits, Ticket, IN_FLIGHT};
 use crate::pool::Pool;
-use crate::proto::Ctx;
+use crate::proto::{Ctx, RTMAX};
 use crate::rpc::{fragment_header, Reassembler, MAX_RECORD};
-use crate::writer::write_replies;
-use crate::{Export, ExportSource, NfsConfig, NfsError, NfsEvent, Source};
-
-/// Calls in flight per connection (the Linux client pipelines many).
-const IN_FLIGHT: usize = 32;
+use crate::writer::{write_replies, Queued};
+use crate::{Export, ExportSource, NfsConfig, NfsError, NfsEvent, Source, NFS_PROG};
 
 /// A bound server; [`NfsServer::run`] serves it.
 pub struct NfsServer {
     listener: TcpListener,
     source: Source,
+    limits: Limits,
 }
 
 impl NfsServer {
@@ -50,7 +48,17 @@ impl NfsServer {
         let listener = TcpListener::bind(bind)
             .await
             .map_err(|source| NfsError::Bind { addr: bind, source })?;
-        Ok(NfsServer { listener, source })
+        Ok(NfsServer {
+            listener,
+            source,
+            limits: Limits::default(),
+        })
+    }
+
+    /// Serves with `limits` instead of the defaults ([`Limits::default`],
+    /// from RLIMIT_NOFILE when the server was bound).
+    pub fn limits(self, limits: Limits) -> NfsServer {
+        NfsServer { limits, ..self }
     }
 
     /// Accepts connections that arrive on `interface` only (SO_BINDTODEVICE):
@@ -95,16 +103,39 @@ impl NfsServer {
             });
             Pool::empty()
         });
+        let admission = Admission::new(self.limits);
+        let limits = Arc::new(self.limits);
+        let replies = Arc::new(Semaphore::new(self.limits.total_reply_budget));
+        // Report the first connection turned away, not each of a flood.
+        let mut refusing = false;
         tokio::pin!(shutdown);
         loop {
             tokio::select! {
                 _ = &mut shutdown => break,
                 accepted = self.listener.accept() => match accepted {
                     Ok((stream, peer)) => {
+                        let ticket = match admission.admit(peer.ip()) {
+                            Ok(t) => t,
+                            Err(full) => {
+                                // Closed at once: the client sees a reset,
+                                // not a connection nobody answers.
+                                drop(stream);
+                                if !std::mem::replace(&mut refusing, true) {
+                                    let message = format!("refusing connections: {full}");
+                                    let _ = events.send(NfsEvent::Error { peer: Some(peer), message });
+                                }
+                                continue;
+                            }
+                        };
+                        refusing = false;
                         let _ = stream.set_nodelay(true);
                         // Moved to a pool thread, registered again there.
                         match stream.into_std() {
-                            Ok(stream) => pool.spawn(&mut conns, connection(Arc::clone(&ctx), stream, peer)),
+                            Ok(stream) => {
+                                let budgets = (Arc::clone(&limits), Arc::clone(&replies));
+                                let conn = connection(Arc::clone(&ctx), budgets, stream, peer, ticket);
+                                pool.spawn(&mut conns, conn)
+                            }
                             Err(e) => {
                                 let _ = events.send(NfsEvent::Error { peer: Some(peer), message: format!("accept: {e}") });
                             }
@@ -162,7 +193,13 @@ pub async fn serve_dynamic(
         .await
 }
 
-async fn connection(ctx: Arc<Ctx>, stream: std::net::TcpStream, peer: SocketAddr) {
+async fn connection(
+    ctx: Arc<Ctx>,
+    (limits, replies): (Arc<Limits>, Arc<Semaphore>),
+    stream: std::net::TcpStream,
+    peer: SocketAddr,
+    _ticket: Ticket,
+) {
     // Registered here, with the reactor of the thread it runs on.
     let stream = match TcpStream::from_std(stream) {
         Ok(s) => s,
@@ -176,14 +213,17 @@ async fn connection(ctx: Arc<Ctx>, stream: std::net::TcpStream, peer: SocketAddr
         }
     };
     let (rd, wr) = stream.into_split();
-    let (tx, rx) = mpsc::channel::<Reply>(IN_FLIGHT);
-    let reader = read_calls(Arc::clone(&ctx), rd, peer, tx);
-    let writer = write_replies(wr, rx);
+    // Unbounded: a reply never waits for room (a blocking thread waiting
+    // to hand over its reply was what a client that never reads pinned);
+    // the reader's reply budget bounds what is in it instead.
+    let (tx, rx) = mpsc::unbounded_channel::<Queued>();
+    let reader = read_calls(Arc::clone(&ctx), (&limits, replies), rd, peer, tx);
+    let writer = write_replies(wr, rx, limits.write_timeout);
     tokio::pin!(reader, writer);
-    // The reader ends at end of stream or on a bad record; its sender is
-    // dropped then, so the writer ends once every call in flight is
-    // answered. A writer ending first (client gone, or a reply it could not
-    // finish) ends both.
+    // The reader ends at end of stream, after the idle timeout or on a bad
+    // record; its sender is dropped then, so the writer ends once every
+    // call in flight is answered. A writer ending first (client gone, a
+    // reply it could not finish, or not taken in time) ends both.
     let error = tokio::select! {
         r = &mut reader => {
             let w = writer.await;
@@ -199,19 +239,49 @@ async fn connection(ctx: Arc<Ctx>, stream: std::net::TcpStream, peer: SocketAddr
     }
 }
 
-/// Reads calls until end of stream; answers READs that cannot block itself
-/// (fast.rs) and everything else on the blocking pool, at most
-/// [`IN_FLIGHT`] at a time. `Some`: why the connection ended early.
-async fn read_calls(
-    ctx: Arc<Ctx>,
-    rd: OwnedReadHalf,
-    peer: SocketAddr,
-    tx: mpsc::Sender<Reply>,
-) -> Option<String> {
-    // Pipelined calls arrive several per segment: one read for them all.
-    let mut rd = BufReader::with_capacity(64 * 1024, rd);
-    let limit = Arc::new(Semaphore::new(IN_FLIGHT));
-    let mut reasm = Reassembler::default();
+/// What the reply to `record` may take of the connection's reply budget:
+/// a READ or READDIR its count (the reply's size), anything else the
+/// record's own size; at least a share of [`IN_FLIGHT`], so no more than
+/// that many calls are in flight; at most the whole budget.
+pub(crate) fn reply_cost(record: &[u8], budget: usize) -> usize {
+    let asked = crate::rpc::parse_call(record).ok().and_then(|c| {
+        if (c.prog, c.vers) != (NFS_PROG, 3) {
+            return None;
+        }
+        let mut d = crate::xdr::Dec::new(c.args);
+        d.opaque(64).ok()?;
+        let count = match c.proc_ {
+            6 => {
+                d.u64().ok()?;
+                d.u32().ok()?
+            }
+            16 | 17 => {
+                d.fixed(16).ok()?;
+                let count = d.u32().ok()?;
+                if c.proc_ == 17 {
+                    d.u32().ok()?
+                } else {
+                    count
+                }
+            }
+            _ => return None,
+        };
+        Some(count.min(RTMAX) as usize + 512)
+    });
+    asked
+        .unwrap_or(0)
+        .max(record.len() + 512)
+        .max(budget / IN_FLIGHT)
+        .min(budget)
+}
+
+/// One record (all its fragments). `Ok(None)`: the client closed between
+/// records. A fragment's buffer grows as its bytes arrive, so a client
+/// announcing a big record and sending nothing holds no memory for it.
+pub(crate) async fn read_record<R: AsyncRead + Unpin>(
+    rd: &mut R,
+    reasm: &mut Reassembler,
+) -> Result<Option<Vec<u8>>, String> {
     loop {
         let mut mark = [0u8; 4];
         match rd.read_exact(&mut mark).await {
@@ -223,38 +293,91 @@ async fn read_calls(
                     ErrorKind::UnexpectedEof | ErrorKind::ConnectionReset
                 ) =>
             {
-                return None
+                return Ok(None)
             }
-            Err(e) => return Some(format!("read: {e}")),
+            Err(e) => return Err(format!("read: {e}")),
         }
         let (last, len) = fragment_header(mark);
         if len > MAX_RECORD {
-            return Some(format!("fragment of {len} bytes"));
+            return Err(format!("fragment of {len} bytes"));
         }
-        let mut frag = vec![0u8; len];
-        if let Err(e) = rd.read_exact(&mut frag).await {
-            return Some(format!("read: {e}"));
+        let mut frag = Vec::new();
+        match (&mut *rd).take(len as u64).read_to_end(&mut frag).await {
+            Ok(n) if n == len => {}
+            Ok(_) => return Err("read: end of stream inside a record".into()),
+            Err(e) => return Err(format!("read: {e}")),
         }
-        let record = match reasm.push(last, &frag) {
-            Ok(Some(r)) => r,
-            Ok(None) => continue,
-            Err(e) => return Some(e.to_string()),
+        match reasm.push(last, &frag) {
+            Ok(Some(r)) => return Ok(Some(r)),
+            Ok(None) => {}
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+}
+
+/// Reads calls until end of stream or [`Limits::idle_timeout`] without
+/// one; answers READs that cannot block itself (fast.rs) and everything
+/// else on the blocking pool. Each call first takes its share of the
+/// connection's reply budget, and unless it is the only one in flight of
+/// the server-wide one too, given back when its reply is written: a
+/// client that does not take its replies stops being read, so it holds
+/// a bounded amount of memory and no thread. `Some`: why the connection
+/// ended early.
+async fn read_calls(
+    ctx: Arc<Ctx>,
+    (limits, replies): (&Limits, Arc<Semaphore>),
+    rd: OwnedReadHalf,
+    peer: SocketAddr,
+    tx: mpsc::UnboundedSender<Queued>,
+) -> Option<String> {
+    // Pipelined calls arrive several per segment: one read for them all.
+    let mut rd = BufReader::with_capacity(64 * 1024, rd);
+    let budget = Arc::new(Semaphore::new(limits.reply_budget));
+    let mut reasm = Reassembler::default();
+    loop {
+        let record =
+            match tokio::time::timeout(limits.idle_timeout, read_record(&mut rd, &mut reasm)).await
+            {
+                Ok(Ok(Some(r))) => r,
+                Ok(Ok(None)) => return None,
+                Ok(Err(e)) => return Some(e),
+                // Idle: closed quietly, the client reconnects if it needs to.
+                Err(_) => return None,
+            };
+        let cost = reply_cost(&record, limits.reply_budget) as u32;
+        let Ok(own) = Arc::clone(&budget).acquire_many_owned(cost).await else {
+            return None;
         };
+        // The only call in flight is served whatever other connections
+        // hold; another takes from the shared budget too, or proceeds
+        // once the calls before it are answered (it is alone then), so a
+        // full shared budget shortens a pipeline but never stalls it.
+        let others = (limits.reply_budget - cost as usize) as u32;
+        let shared = if budget.available_permits() >= others as usize {
+            None
+        } else {
+            let cost = cost.min(limits.total_reply_budget as u32);
+            tokio::select! {
+                p = Arc::clone(&replies).acquire_many_owned(cost) => match p {
+                    Ok(p) => Some(p),
+                    Err(_) => return None,
+                },
+                // All but ours given back: alone now.
+                _ = budget.acquire_many(others) => None,
+            }
+        };
+        let permits = (own, shared);
         if let Some(reply) = ctx.try_read(&record, peer) {
-            if tx.send(reply).await.is_err() {
+            if tx.send(Queued::new(reply, permits)).is_err() {
                 return None;
             }
             continue;
         }
-        let Ok(permit) = Arc::clone(&limit).acquire_owned().await else {
-            return None;
-        };
         let (ctx, tx) = (Arc::clone(&ctx), tx.clone());
         tokio::task::spawn_blocking(move || {
             if let Some(reply) = ctx.handle(&record, peer) {
-                let _ = tx.blocking_send(reply);
+                let _ = tx.send(Queued::new(reply, permits));
             }
-            drop(permit);
         });
     }
 }

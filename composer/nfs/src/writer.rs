@@ -5,11 +5,13 @@
 //! MSG_MORE (held back, so both leave in the same segment).
 
 use std::io::{Error, ErrorKind};
+use std::time::Duration;
 
-use tokio::io::{AsyncWriteExt, Interest};
+use tokio::io::Interest;
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::TcpStream;
-use tokio::sync::mpsc::Receiver;
+use tokio::sync::mpsc::UnboundedReceiver;
+use tokio::sync::OwnedSemaphorePermit;
 
 use crate::fast::Reply;
 use crate::sys;
@@ -19,14 +21,38 @@ const BIG_REPLY: usize = 64 * 1024;
 /// Small replies are batched into one write up to this size.
 const BATCH: usize = 64 * 1024;
 
+/// A reply with its share of the connection's reply budget, given back
+/// once the reply is written (server.rs).
+#[derive(Debug)]
+pub struct Queued {
+    reply: Reply,
+    budget: Budget,
+}
+
+/// The connection's share, and the server-wide one if it took one.
+pub type Budget = (OwnedSemaphorePermit, Option<OwnedSemaphorePermit>);
+
+impl Queued {
+    pub fn new(reply: Reply, budget: Budget) -> Queued {
+        Queued { reply, budget }
+    }
+}
+
 /// Writes every reply `rx` yields until all senders are gone or a write
-/// fails. `Some`: a failure worth reporting (a client that went away is
-/// not one).
-pub async fn write_replies(mut wr: OwnedWriteHalf, mut rx: Receiver<Reply>) -> Option<String> {
+/// fails or makes no progress for `timeout`. `Some`: a failure worth
+/// reporting (a client that went away is not one).
+pub async fn write_replies(
+    wr: OwnedWriteHalf,
+    mut rx: UnboundedReceiver<Queued>,
+    timeout: Duration,
+) -> Option<String> {
+    let sock: &TcpStream = wr.as_ref();
     let mut batch: Vec<u8> = Vec::with_capacity(BATCH);
+    // The budget of the replies in `batch`, given back once it is sent.
+    let mut held: Vec<Budget> = Vec::new();
     while let Some(first) = rx.recv().await {
         let mut next = Some(first);
-        while let Some(reply) = next.take() {
+        while let Some(Queued { reply, budget }) = next.take() {
             let sent = match &reply {
                 Reply::Bytes(b) if b.len() < BIG_REPLY => {
                     batch.extend_from_slice(&mark(b.len()));
@@ -39,22 +65,26 @@ pub async fn write_replies(mut wr: OwnedWriteHalf, mut rx: Receiver<Reply>) -> O
                 }
                 Reply::Bytes(b) => {
                     batch.extend_from_slice(&mark(b.len()));
-                    let r = match send_all(wr.as_ref(), &batch, true).await {
-                        Ok(()) => wr.write_all(b).await,
+                    let r = match send_all(sock, &batch, true, timeout).await {
+                        Ok(()) => send_all(sock, b, false, timeout).await,
                         Err(e) => Err(e),
                     };
                     batch.clear();
+                    held.clear();
                     r
                 }
                 Reply::Framed(b) => {
-                    let r = match send_all(wr.as_ref(), &batch, true).await {
-                        Ok(()) => wr.write_all(b).await,
+                    let r = match send_all(sock, &batch, true, timeout).await {
+                        Ok(()) => send_all(sock, b, false, timeout).await,
                         Err(e) => Err(e),
                     };
                     batch.clear();
+                    held.clear();
                     r
                 }
             };
+            held.push(budget);
+            drop(reply);
             if let Err(e) = sent {
                 return problem(e);
             }
@@ -63,11 +93,12 @@ pub async fn write_replies(mut wr: OwnedWriteHalf, mut rx: Receiver<Reply>) -> O
             }
         }
         if !batch.is_empty() {
-            if let Err(e) = wr.write_all(&batch).await {
+            if let Err(e) = send_all(sock, &batch, false, timeout).await {
                 return problem(e);
             }
             batch.clear();
         }
+        held.clear();
     }
     None
 }
@@ -86,9 +117,21 @@ fn problem(e: Error) -> Option<String> {
 }
 
 /// Sends all of `buf`; `more`: hold it back for what follows (MSG_MORE).
-async fn send_all(sock: &TcpStream, mut buf: &[u8], more: bool) -> std::io::Result<()> {
+/// Fails with TimedOut when the socket takes nothing for `timeout`.
+async fn send_all(
+    sock: &TcpStream,
+    mut buf: &[u8],
+    more: bool,
+    timeout: Duration,
+) -> std::io::Result<()> {
     while !buf.is_empty() {
-        sock.writable().await?;
+        match tokio::time::timeout(timeout, sock.writable()).await {
+            Ok(r) => r?,
+            Err(_) => {
+                let msg = format!("the client took no reply data for {timeout:?}");
+                return Err(Error::new(ErrorKind::TimedOut, msg));
+            }
+        }
         match sock.try_io(Interest::WRITABLE, || sys::send(sock, buf, more)) {
             Ok(n) => buf = &buf[n..],
             Err(e) if e.kind() == ErrorKind::WouldBlock => {}
@@ -101,7 +144,9 @@ async fn send_all(sock: &TcpStream, mut buf: &[u8], more: bool) -> std::io::Resu
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Arc;
     use tokio::io::AsyncReadExt;
+    use tokio::sync::Semaphore;
 
     /// Replies through a real socket pair: what the client receives, and
     /// what the writer reported.
@@ -115,12 +160,15 @@ mod tests {
             let mut client = TcpStream::connect(l.local_addr().unwrap()).await.unwrap();
             let (server, _) = l.accept().await.unwrap();
             let (rd, wr) = server.into_split();
-            let (tx, rx) = tokio::sync::mpsc::channel(8);
+            let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+            let budget = Arc::new(Semaphore::new(1 << 20));
             for r in replies {
-                tx.send(r).await.unwrap();
+                let permit = Arc::clone(&budget).acquire_many_owned(1000).await.unwrap();
+                tx.send(Queued::new(r, (permit, None))).unwrap();
             }
             drop(tx);
-            let outcome = write_replies(wr, rx).await;
+            let outcome = write_replies(wr, rx, Duration::from_secs(10)).await;
+            assert_eq!(budget.available_permits(), 1 << 20, "budget given back");
             drop(rd);
             let mut got = Vec::new();
             client.read_to_end(&mut got).await.unwrap();

@@ -14,7 +14,7 @@ const EXPORT: &str = "/srv/compose/roots/abc123";
 fn setup() -> (tempfile::TempDir, std::path::PathBuf, Running) {
     let t = tempfile::tempdir().unwrap();
     let root = tree(t.path());
-    let r = Running::start(Arc::new(vec![Export::new(EXPORT, root.clone())]));
+    let r = Running::start(Arc::new(vec![Export::new(EXPORT, root.clone()).insecure()]));
     (t, root, r)
 }
 

@@ -102,7 +102,7 @@ fn check(reply: &[u8], want: &Want, xid: u32) {
 fn pipelined_reads_all_answered_by_xid() {
     let t = tempfile::tempdir().unwrap();
     let root = tree(t.path());
-    let r = Running::start(Arc::new(vec![Export::new(EXPORT, &root)]));
+    let r = Running::start(Arc::new(vec![Export::new(EXPORT, &root).insecure()]));
     let mut c = Client::connect(r.addr);
     let root_fh = c.mnt(EXPORT).unwrap();
     let big = c.walk(&root_fh, "big.bin");
@@ -192,7 +192,7 @@ fn kept_files_follow_truncation_and_deletion() {
     let root = t.path().join("root");
     std::fs::create_dir(&root).unwrap();
     std::fs::write(root.join("f"), noise(300_000)).unwrap();
-    let r = Running::start(Arc::new(vec![Export::new(EXPORT, &root)]));
+    let r = Running::start(Arc::new(vec![Export::new(EXPORT, &root).insecure()]));
     let mut c = Client::connect(r.addr);
     let root_fh = c.mnt(EXPORT).unwrap();
     let fh = c.walk(&root_fh, "f");

@@ -19,7 +19,7 @@ const STALE: u32 = 70;
 const BADHANDLE: u32 = 10001;
 
 fn export(root: &std::path::Path) -> Arc<Vec<Export>> {
-    Arc::new(vec![Export::new(EXPORT, root)])
+    Arc::new(vec![Export::new(EXPORT, root).insecure()])
 }
 
 #[test]
@@ -207,7 +207,9 @@ fn exports_are_reread_on_mount() {
     let r = Running::start(Arc::new(ExportFn(move || l2.lock().unwrap().clone())));
     let mut c = Client::connect(r.addr);
     assert_eq!(c.mnt(EXPORT), Err(2));
-    list.lock().unwrap().push(Export::new(EXPORT, root.clone()));
+    list.lock()
+        .unwrap()
+        .push(Export::new(EXPORT, root.clone()).insecure());
     let fh = c.mnt(EXPORT).unwrap();
     assert_eq!(c.getattr(&fh).unwrap().ftype, 2);
     std::thread::sleep(std::time::Duration::from_millis(50));
@@ -225,10 +227,7 @@ fn exports_are_reread_on_mount() {
 #[test]
 #[ignore = "privileged tier: needs root for mknod; run `sudo cargo test -p compose-nfs -- --ignored` (ci/test does)"]
 fn privileged_device_nodes_keep_type_and_rdev() {
-    assert!(
-        nix::unistd::geteuid().is_root(),
-        "privileged_device_nodes_keep_type_and_rdev needs root (mknod of a char device)"
-    );
+    require_root("mknod of a char device");
     let t = tempfile::tempdir().unwrap();
     let root = tree(t.path());
     nix::sys::stat::mknod(
@@ -336,11 +335,11 @@ fn private_exports_serve_only_their_clients() {
     let root = tree(t.path());
     let mine = Export {
         clients: vec!["127.0.0.1".parse().unwrap()],
-        ..Export::new("/srv/compose/cluster/boot/node01", root.clone())
+        ..Export::new("/srv/compose/cluster/boot/node01", root.clone()).insecure()
     };
     let theirs = Export {
         clients: vec!["10.9.9.9".parse().unwrap()],
-        ..Export::new("/srv/compose/cluster/boot/node02", root.clone())
+        ..Export::new("/srv/compose/cluster/boot/node02", root.clone()).insecure()
     };
     let r = Running::start(Arc::new(vec![mine, theirs]));
     let mut c = Client::connect(r.addr);

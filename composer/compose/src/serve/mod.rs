@@ -158,15 +158,21 @@ fn dhcp_config(plan: &Plan) -> compose_dhcp::DhcpConfig {
 /// to all; and each inventory node's own files (`TREE/cluster/boot/HOST`,
 /// written by `compose nodes regen`), open to that node's address only.
 /// Listed afresh on every mount, so new generations and a new regen appear
-/// without a restart.
-fn exports(tree: &Path, nodes: &[(String, std::net::IpAddr)]) -> Vec<compose_nfs::Export> {
+/// without a restart. A listing that fails for another reason than "no
+/// roots yet" (out of descriptors) is an error: the NFS server then keeps
+/// what it has open instead of forgetting every export.
+fn exports(
+    tree: &Path,
+    nodes: &[(String, std::net::IpAddr)],
+) -> std::io::Result<Vec<compose_nfs::Export>> {
     let mut out: Vec<compose_nfs::Export> = match std::fs::read_dir(tree.join("roots")) {
         Ok(dir) => dir
             .flatten()
             .filter(|e| e.path().is_dir())
             .map(|e| compose_nfs::Export::new(e.path().to_string_lossy(), e.path()))
             .collect(),
-        Err(_) => Vec::new(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+        Err(e) => return Err(e),
     };
     for (host, ip) in nodes {
         let path = tree.join("cluster/boot").join(host);
@@ -180,7 +186,7 @@ fn exports(tree: &Path, nodes: &[(String, std::net::IpAddr)]) -> Vec<compose_nfs
             }
         }
     }
-    out
+    Ok(out)
 }
 
 /// What the start lines say about interface binding.
@@ -242,7 +248,7 @@ pub fn run(plan: Plan, mut on_log: impl FnMut(&log::Record) + Send + 'static) ->
                 .map(|n| (n.hostname.clone(), std::net::IpAddr::V4(n.ip)))
                 .collect();
             let source: Arc<dyn compose_nfs::ExportSource> =
-                Arc::new(compose_nfs::ExportFn(move || exports(&tree, &private)));
+                Arc::new(compose_nfs::TryExportFn(move || exports(&tree, &private)));
             let server = compose_nfs::NfsServer::bind_dynamic(bind, source).await?;
             if !plan.interface.is_empty() {
                 server.bind_to_device(&plan.interface)?;
@@ -456,7 +462,7 @@ mod tests {
         std::os::unix::fs::symlink("cluster.d/h1", t.join("cluster")).unwrap();
         let ip: std::net::IpAddr = "10.1.0.11".parse().unwrap();
         let nodes = vec![("node01".to_string(), ip), ("node02".to_string(), ip)];
-        let ex = exports(t, &nodes);
+        let ex = exports(t, &nodes).unwrap();
         assert_eq!(ex.len(), 2, "{ex:?}");
         assert!(ex[0].path.ends_with("roots/ab") && ex[0].clients.is_empty());
         assert_eq!(ex[1].path, t.join("cluster/boot/node01").to_string_lossy());

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use compose_nfs::rpc::{encode_call, Cred};
 use compose_nfs::xdr::{Dec, Enc};
-use compose_nfs::{ExportSource, NfsEvent, NfsServer};
+use compose_nfs::{ExportSource, Limits, NfsEvent, NfsServer};
 use tokio::sync::{mpsc, oneshot};
 
 pub struct Running {
@@ -23,6 +23,11 @@ pub struct Running {
 
 impl Running {
     pub fn start(source: Arc<dyn ExportSource>) -> Running {
+        Running::start_with(source, None)
+    }
+
+    /// With `limits` instead of the defaults.
+    pub fn start_with(source: Arc<dyn ExportSource>, limits: Option<Limits>) -> Running {
         let (addr_tx, addr_rx) = std::sync::mpsc::channel();
         let (ev_tx, ev_rx) = std::sync::mpsc::channel();
         let (stop_tx, stop_rx) = oneshot::channel::<()>();
@@ -36,6 +41,10 @@ impl Running {
                 let server = NfsServer::bind_dynamic("127.0.0.1:0".parse().unwrap(), source)
                     .await
                     .unwrap();
+                let server = match limits {
+                    Some(l) => server.limits(l),
+                    None => server,
+                };
                 addr_tx.send(server.local_addr()).unwrap();
                 let (tx, mut rx) = mpsc::unbounded_channel();
                 tokio::spawn(async move {
@@ -78,6 +87,14 @@ impl Drop for Running {
             let _ = t.join();
         }
     }
+}
+
+/// Fails (never skips) a privileged-tier test run without root.
+pub fn require_root(why: &str) {
+    assert!(
+        nix::unistd::geteuid().is_root(),
+        "this test needs root ({why}): run `sudo cargo test -p compose-nfs -- --ignored`"
+    );
 }
 
 /// Runs a libnfs client binary (bounded by `timeout`), failing clearly when
@@ -128,8 +145,31 @@ impl Client {
         body
     }
 
-    /// (accept_stat, rest) for an accepted reply.
-    pub fn call_raw(&mut self, prog: u32, vers: u32, proc_: u32, args: &[u8]) -> (u32, Vec<u8>) {
+    /// From a reserved source port (below 1024, as root's NFS clients
+    /// use): needs root (CAP_NET_BIND_SERVICE). Tries a few ports, since
+    /// one may be taken or in TIME_WAIT.
+    pub fn connect_privileged(addr: SocketAddr) -> Client {
+        use socket2::{Domain, Socket, Type};
+        for port in (600..1000).rev().step_by(7).take(40) {
+            let sock = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+            let local = SocketAddr::from(([127, 0, 0, 1], port));
+            if sock.bind(&local.into()).is_err() {
+                continue;
+            }
+            sock.connect(&addr.into()).unwrap();
+            let s: TcpStream = sock.into();
+            s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+            return Client {
+                s,
+                xid: 1,
+                cred: Some(Cred::root()),
+            };
+        }
+        panic!("no reserved port could be bound: run as root (the privileged tier)");
+    }
+
+    /// Sends a call; returns the whole reply record (xid checked).
+    pub fn reply(&mut self, prog: u32, vers: u32, proc_: u32, args: &[u8]) -> Vec<u8> {
         self.xid += 1;
         let rec = encode_call(self.xid, prog, vers, proc_, self.cred.as_ref(), args);
         let mut out = ((rec.len() as u32) | 0x8000_0000).to_be_bytes().to_vec();
@@ -140,8 +180,15 @@ impl Client {
         let len = (u32::from_be_bytes(mark) & 0x7fff_ffff) as usize;
         let mut body = vec![0u8; len];
         self.s.read_exact(&mut body).unwrap();
+        assert_eq!(Dec::new(&body).u32().unwrap(), self.xid);
+        body
+    }
+
+    /// (accept_stat, rest) for an accepted reply.
+    pub fn call_raw(&mut self, prog: u32, vers: u32, proc_: u32, args: &[u8]) -> (u32, Vec<u8>) {
+        let body = self.reply(prog, vers, proc_, args);
         let mut d = Dec::new(&body);
-        assert_eq!(d.u32().unwrap(), self.xid);
+        d.u32().unwrap();
         assert_eq!(d.u32().unwrap(), 1, "reply");
         assert_eq!(d.u32().unwrap(), 0, "accepted");
         d.u32().unwrap();

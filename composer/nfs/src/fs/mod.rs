@@ -1,22 +1,29 @@
-//! The served tree: one [`ExportFs`] per export root, file handles, the
-//! inode -> path index, and every file-system call the protocol needs.
+//! The served tree: one [`ExportFs`] per export root and every
+//! file-system call the protocol needs; file handles and the inode -> path
+//! index behind them in `index`, cached directory listings in `listing`.
 //!
 //! Every path is opened with openat2(RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS)
 //! relative to the export's root descriptor, and the last component is
 //! examined with fstatat(AT_SYMLINK_NOFOLLOW) or readlinkat on its parent:
 //! the server never follows a symlink and never leaves the export.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use nix::dir::{Dir, Type};
 use nix::errno::Errno;
 use nix::fcntl::{openat2, AtFlags, OFlag, OpenHow, ResolveFlag};
 use nix::sys::stat::{fstat, fstatat, FileStat, Mode};
+
+mod index;
+mod listing;
+
+use index::Index;
+pub use index::*;
+use listing::Listing;
 
 use crate::files::OpenFiles;
 use crate::sys;
@@ -37,62 +44,7 @@ pub const NFS3ERR_BADHANDLE: u32 = 10001;
 pub const NFS3ERR_BAD_COOKIE: u32 = 10003;
 pub const NFS3ERR_TOOSMALL: u32 = 10005;
 pub const NFS3ERR_SERVERFAULT: u32 = 10006;
-
-/// Bytes in every handle this server issues.
-pub const HANDLE_LEN: usize = 32;
-const HANDLE_MAGIC: u32 = 0x634e_4631; // "cNF1"
-
-/// At most this many entries are indexed by one walk of an export.
-pub const MAX_WALK_ENTRIES: usize = 4_000_000;
-
-/// A decoded file handle: which export, which inode.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct Handle {
-    pub export: u64,
-    pub dev: u64,
-    pub ino: u64,
-}
-
-impl Handle {
-    pub fn encode(&self) -> [u8; HANDLE_LEN] {
-        let mut out = [0u8; HANDLE_LEN];
-        out[0..4].copy_from_slice(&HANDLE_MAGIC.to_be_bytes());
-        // bytes 4..8: reserved, zero
-        out[8..16].copy_from_slice(&self.export.to_be_bytes());
-        out[16..24].copy_from_slice(&self.dev.to_be_bytes());
-        out[24..32].copy_from_slice(&self.ino.to_be_bytes());
-        out
-    }
-
-    /// `None` for anything this server cannot have issued (BADHANDLE).
-    pub fn decode(b: &[u8]) -> Option<Handle> {
-        if b.len() != HANDLE_LEN || b[0..4] != HANDLE_MAGIC.to_be_bytes() || b[4..8] != [0; 4] {
-            return None;
-        }
-        let word = |i: usize| u64::from_be_bytes(b[i..i + 8].try_into().unwrap_or_default());
-        Some(Handle {
-            export: word(8),
-            dev: word(16),
-            ino: word(24),
-        })
-    }
-}
-
-/// FNV-1a: a stable hash (std's hasher may change between Rust releases,
-/// and handles must survive a rebuilt server).
-pub fn fnv1a(parts: &[&[u8]]) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for p in parts {
-        for b in p.iter() {
-            h ^= u64::from(*b);
-            h = h.wrapping_mul(0x0100_0000_01b3);
-        }
-        // separator so ("ab","c") != ("a","bc")
-        h ^= 0xff;
-        h = h.wrapping_mul(0x0100_0000_01b3);
-    }
-    h
-}
+pub const NFS3ERR_JUKEBOX: u32 = 10008;
 
 /// fattr3, straight from stat(2).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -192,9 +144,31 @@ impl Attr {
     }
 }
 
-/// Maps an errno to the closest nfsstat3.
+/// Out of descriptors or memory: the call may well succeed later.
+pub fn transient_errno(e: Errno) -> bool {
+    matches!(
+        e,
+        Errno::EMFILE
+            | Errno::ENFILE
+            | Errno::ENOMEM
+            | Errno::ENOBUFS
+            | Errno::EAGAIN
+            | Errno::EINTR
+    )
+}
+
+/// [`transient_errno`] of an `io::Error`.
+pub fn is_transient(e: &std::io::Error) -> bool {
+    e.raw_os_error()
+        .is_some_and(|n| transient_errno(Errno::from_raw(n)))
+}
+
+/// Maps an errno to the closest nfsstat3; a transient one is JUKEBOX (the
+/// client waits and retries), never STALE (which a booted node cannot
+/// recover from).
 pub fn errno_stat(e: Errno) -> u32 {
     match e {
+        e if transient_errno(e) => NFS3ERR_JUKEBOX,
         Errno::ENOENT => NFS3ERR_NOENT,
         Errno::ENOTDIR => NFS3ERR_NOTDIR,
         Errno::EACCES | Errno::EPERM => NFS3ERR_ACCES,
@@ -214,18 +188,16 @@ pub struct Obj {
     pub st: FileStat,
 }
 
-#[derive(Debug, Default)]
-struct Index {
-    paths: HashMap<(u64, u64), Arc<PathBuf>>,
-    walked: bool,
-}
-
 /// One export root, opened once.
 #[derive(Debug)]
 pub struct ExportFs {
     pub key: u64,
     /// Who may use it (see `Export::clients`); empty: everyone.
     pub clients: Vec<std::net::IpAddr>,
+    /// Calls from unprivileged ports served too (see `Export::insecure`).
+    pub insecure: bool,
+    /// The path clients mount it as (to forget it once unpublished).
+    pub path: String,
     root: OwnedFd,
     root_id: (u64, u64),
     index: Mutex<Index>,
@@ -233,38 +205,6 @@ pub struct ExportFs {
     listings: Mutex<HashMap<(u64, u64), Listing>>,
     /// Descriptors of the files being read (see files.rs).
     files: OpenFiles,
-}
-
-/// A directory's sorted entries, as of one state of the directory.
-/// READDIR pages through a directory with cookies (positions), one call per
-/// few hundred entries; without this cache every call re-read and re-sorted
-/// the whole directory, so listing 20,000 entries took 30x longer than
-/// nfs-ganesha (ci/bench/serve.sh, BENCHMARKS.md).
-#[derive(Debug)]
-struct Listing {
-    /// mtime and ctime (s, ns) and size: any change to the entries moves
-    /// at least the mtime, and then the listing is read again.
-    state: [i64; 5],
-    entries: Arc<Entries>,
-}
-
-/// (name, inode) of each entry, `.` and `..` first, then sorted by name.
-pub type Entries = Vec<(Vec<u8>, u64)>;
-
-/// Directories whose listings are kept; past that the cache starts over
-/// (a boot reads a handful of directories, not thousands).
-const LISTINGS: usize = 64;
-/// Age (of mtime and ctime) before a directory's listing is cached.
-const SETTLED_SECS: i64 = 2;
-
-fn dir_state(st: &FileStat) -> [i64; 5] {
-    [
-        st.st_mtime,
-        st.st_mtime_nsec,
-        st.st_ctime,
-        st.st_ctime_nsec,
-        st.st_size,
-    ]
 }
 
 fn dot(rel: &Path) -> &OsStr {
@@ -302,6 +242,8 @@ impl ExportFs {
         Ok(ExportFs {
             key,
             clients: Vec::new(),
+            insecure: false,
+            path: path.to_owned(),
             root,
             root_id: (st.st_dev, st.st_ino),
             index: Mutex::new(Index::default()),
@@ -361,90 +303,6 @@ impl ExportFs {
         })
     }
 
-    fn remember(&self, st: &FileStat, rel: &Arc<PathBuf>) {
-        if let Ok(mut ix) = self.index.lock() {
-            ix.paths.insert((st.st_dev, st.st_ino), Arc::clone(rel));
-        }
-    }
-
-    fn indexed(&self, h: &Handle) -> Option<Arc<PathBuf>> {
-        self.index.lock().ok()?.paths.get(&(h.dev, h.ino)).cloned()
-    }
-
-    /// Handle -> object. Misses after a restart rebuild the index by walking
-    /// the export once; a handle still unknown after that is STALE.
-    pub fn resolve(&self, h: &Handle) -> Result<Obj, u32> {
-        if (h.dev, h.ino) == self.root_id {
-            return self.root_obj().map_err(|_| NFS3ERR_STALE);
-        }
-        let rel = match self.indexed(h) {
-            Some(rel) => rel,
-            None => {
-                self.walk();
-                self.indexed(h).ok_or(NFS3ERR_STALE)?
-            }
-        };
-        match self.stat_rel(&rel) {
-            Ok(st) if (st.st_dev, st.st_ino) == (h.dev, h.ino) => Ok(Obj { rel, st }),
-            _ => Err(NFS3ERR_STALE),
-        }
-    }
-
-    /// Indexes the whole export (bounded), once per export and server run:
-    /// exports are immutable, so a later miss is a stale handle.
-    fn walk(&self) {
-        let Ok(_guard) = self.walk_lock.lock() else {
-            return;
-        };
-        if self.index.lock().map(|ix| ix.walked).unwrap_or(true) {
-            return;
-        }
-        let mut found: Vec<((u64, u64), Arc<PathBuf>)> = Vec::new();
-        let mut queue: VecDeque<(PathBuf, u64)> = VecDeque::new();
-        queue.push_back((PathBuf::new(), self.root_id.0));
-        'walk: while let Some((dir, dev)) = queue.pop_front() {
-            let Ok(fd) = self.open_beneath(&dir, OFlag::O_RDONLY | OFlag::O_DIRECTORY) else {
-                continue;
-            };
-            let Ok(mut d) = Dir::from_fd(fd) else {
-                continue;
-            };
-            let mut subdirs = Vec::new();
-            for entry in d.iter().flatten() {
-                let name = entry.file_name().to_bytes();
-                if name == b"." || name == b".." {
-                    continue;
-                }
-                let rel = dir.join(OsStr::from_bytes(name));
-                let is_dir = match entry.file_type() {
-                    Some(t) => t == Type::Directory,
-                    None => self
-                        .stat_rel(&rel)
-                        .map(|st| st.st_mode & 0o170000 == 0o040000)
-                        .unwrap_or(false),
-                };
-                if is_dir {
-                    subdirs.push(rel.clone());
-                }
-                found.push(((dev, entry.ino()), Arc::new(rel)));
-                if found.len() >= MAX_WALK_ENTRIES {
-                    break 'walk;
-                }
-            }
-            for sub in subdirs {
-                // A mount point inside the export has another st_dev.
-                let sdev = self.stat_rel(&sub).map(|st| st.st_dev).unwrap_or(dev);
-                queue.push_back((sub, sdev));
-            }
-        }
-        if let Ok(mut ix) = self.index.lock() {
-            for (k, v) in found {
-                ix.paths.entry(k).or_insert(v);
-            }
-            ix.walked = true;
-        }
-    }
-
     /// LOOKUP of one name in `dir`; `..` of the root is the root.
     pub fn lookup(&self, dir: &Obj, name: &[u8]) -> Result<Obj, u32> {
         if name.is_empty() || name.contains(&b'/') || name.contains(&0) {
@@ -483,64 +341,6 @@ impl ExportFs {
         })
     }
 
-    /// Directory entries sorted by name, `.` and `..` first:
-    /// (name, inode). Sorted so cookies (positions) are stable.
-    /// Cached while the directory's mtime, ctime and size stay the same.
-    pub fn list(&self, dir: &Obj) -> Result<Arc<Entries>, u32> {
-        if dir.st.st_mode & 0o170000 != 0o040000 {
-            return Err(NFS3ERR_NOTDIR);
-        }
-        let id = (dir.st.st_dev, dir.st.st_ino);
-        let state = dir_state(&dir.st);
-        let lock = || self.listings.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(l) = lock().get(&id).filter(|l| l.state == state) {
-            return Ok(l.entries.clone());
-        }
-        let entries = Arc::new(self.read_listing(dir)?);
-        // Timestamps tick coarsely (jiffies): a directory changed in the
-        // same tick as this read would keep its mtime. Cache only listings
-        // of directories left alone for a while (exports are immutable
-        // published roots, so that is nearly all of them).
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs() as i64);
-        if now - dir.st.st_mtime.max(dir.st.st_ctime) < SETTLED_SECS {
-            return Ok(entries);
-        }
-        let mut cache = lock();
-        if cache.len() >= LISTINGS {
-            cache.clear();
-        }
-        let listing = Listing {
-            state,
-            entries: entries.clone(),
-        };
-        cache.insert(id, listing);
-        Ok(entries)
-    }
-
-    fn read_listing(&self, dir: &Obj) -> Result<Entries, u32> {
-        let fd = self
-            .open_beneath(&dir.rel, OFlag::O_RDONLY | OFlag::O_DIRECTORY)
-            .map_err(errno_stat)?;
-        let mut d = Dir::from_fd(fd).map_err(errno_stat)?;
-        let mut names: Vec<(Vec<u8>, u64)> = Vec::new();
-        for entry in d.iter() {
-            let entry = entry.map_err(errno_stat)?;
-            let name = entry.file_name().to_bytes();
-            if name != b"." && name != b".." {
-                names.push((name.to_vec(), entry.ino()));
-            }
-        }
-        names.sort();
-        let parent = self.parent(dir)?;
-        let mut out = Vec::with_capacity(names.len() + 2);
-        out.push((b".".to_vec(), dir.st.st_ino));
-        out.push((b"..".to_vec(), parent.st.st_ino));
-        out.extend(names);
-        Ok(out)
-    }
-
     /// The target of a symlink, unresolved.
     pub fn readlink(&self, obj: &Obj) -> Result<Vec<u8>, u32> {
         if obj.st.st_mode & 0o170000 != 0o120000 {
@@ -558,6 +358,12 @@ impl ExportFs {
     /// [`crate::Export::allows`] decides for the configured export.
     pub fn allows(&self, client: std::net::IpAddr) -> bool {
         self.clients.is_empty() || self.clients.contains(&client)
+    }
+
+    /// Whether a call from `peer` passes the source port check, as
+    /// [`crate::Export::port_ok`] decides for the configured export.
+    pub fn port_ok(&self, peer: std::net::SocketAddr) -> bool {
+        self.insecure || crate::privileged(peer)
     }
 
     /// The kept descriptor of a file being read, by handle alone: no path
@@ -652,25 +458,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn handle_round_trip_and_rejects() {
-        let h = Handle {
-            export: 1,
-            dev: 2,
-            ino: u64::MAX,
-        };
-        assert_eq!(Handle::decode(&h.encode()), Some(h));
-        assert_eq!(Handle::decode(&[0; 32]), None);
-        assert_eq!(Handle::decode(&h.encode()[..31]), None);
-    }
-
-    #[test]
-    fn fnv_is_stable() {
-        // A changed constant would make every handle in the field STALE.
-        assert_eq!(fnv1a(&[]), 0xcbf2_9ce4_8422_2325);
-        assert_ne!(fnv1a(&[b"ab", b"c"]), fnv1a(&[b"a", b"bc"]));
-    }
-
-    #[test]
     fn lookups_stay_inside_and_dotdot_of_root_is_root() {
         let t = tempfile::tempdir().unwrap();
         std::fs::create_dir(t.path().join("d")).unwrap();
@@ -686,41 +473,5 @@ mod tests {
         // through the symlink: it is not a directory on the server side
         assert_eq!(fs.lookup(&esc, b"passwd").unwrap_err(), NFS3ERR_NOTDIR);
         assert_eq!(fs.lookup(&root, b"a/b").unwrap_err(), NFS3ERR_NOENT);
-    }
-
-    #[test]
-    fn listing_is_cached_until_the_directory_changes() {
-        let t = tempfile::tempdir().unwrap();
-        std::fs::write(t.path().join("b"), b"").unwrap();
-        let fs = ExportFs::open("/x", t.path()).unwrap();
-        let fresh = fs.list(&fs.root_obj().unwrap()).unwrap();
-        let again = fs.list(&fs.root_obj().unwrap()).unwrap();
-        assert!(!Arc::ptr_eq(&fresh, &again), "just changed: not cached");
-        // ctime cannot be set back, so let the directory settle for real.
-        std::thread::sleep(std::time::Duration::from_millis(2100));
-        let names = |l: &[(Vec<u8>, u64)]| l.iter().map(|e| e.0.clone()).collect::<Vec<_>>();
-        let first = fs.list(&fs.root_obj().unwrap()).unwrap();
-        assert_eq!(names(&first), [&b"."[..], b"..", b"b"]);
-        let again = fs.list(&fs.root_obj().unwrap()).unwrap();
-        assert!(Arc::ptr_eq(&first, &again), "unchanged directory: cached");
-        std::fs::write(t.path().join("a"), b"").unwrap();
-        let changed = fs.list(&fs.root_obj().unwrap()).unwrap();
-        assert_eq!(names(&changed), [&b"."[..], b"..", b"a", b"b"]);
-    }
-
-    #[test]
-    fn resolve_after_fresh_open_walks() {
-        let t = tempfile::tempdir().unwrap();
-        std::fs::create_dir_all(t.path().join("a/b")).unwrap();
-        std::fs::write(t.path().join("a/b/f"), b"x").unwrap();
-        let fs = ExportFs::open("/x", t.path()).unwrap();
-        let st = fs.stat_rel(Path::new("a/b/f")).unwrap();
-        let h = fs.handle(&st);
-        let fs2 = ExportFs::open("/x", t.path()).unwrap();
-        assert_eq!(fs2.key, fs.key);
-        let obj = fs2.resolve(&h).unwrap();
-        assert_eq!(obj.rel.as_path(), Path::new("a/b/f"));
-        let bogus = Handle { ino: 1, ..h };
-        assert_eq!(fs2.resolve(&bogus).unwrap_err(), NFS3ERR_STALE);
     }
 }
