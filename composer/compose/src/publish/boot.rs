@@ -2,8 +2,8 @@
 //! left in /usr/lib/compose/boot.d/, and the pxelinux entry.
 
 use anyhow::{bail, Context, Result};
+use compose_store::ImageRoot;
 use serde::Deserialize;
-use std::fs;
 use std::path::Path;
 
 /// The kernel and initrd of one version, found in a root's /boot.
@@ -17,16 +17,27 @@ pub struct KernelPair {
 
 /// Picks the kernel the image would boot: the target of /vmlinuz when it
 /// names a version with an initrd, else the highest version with both files.
-pub fn find_kernel(root: &Path) -> Result<KernelPair> {
-    let boot = root.join("boot");
-    let names: Vec<String> = match fs::read_dir(&boot) {
-        Ok(d) => d
-            .flatten()
-            .map(|e| e.file_name().to_string_lossy().into_owned())
+/// The image's symlinks (`/boot`, `/vmlinuz`) resolve inside `root`, never
+/// on the build host.
+pub fn find_kernel(root: &ImageRoot) -> Result<KernelPair> {
+    let names: Vec<String> = match root.read_dir("boot")? {
+        Some(names) => names
+            .into_iter()
+            .map(|n| n.to_string_lossy().into_owned())
             .collect(),
-        Err(_) => Vec::new(),
+        None => {
+            if let Some(target) = root.read_link("boot")? {
+                bail!(
+                    "/boot in the snapshot is a symlink to {}, which is no directory inside the image \
+                     (an image's symlinks are resolved inside the image, never on the build host): \
+                     make /boot a directory of the image holding the kernel and initrd",
+                    target.display()
+                )
+            }
+            Vec::new()
+        }
     };
-    pick_kernel(&names, fs::read_link(root.join("vmlinuz")).ok().as_deref())
+    pick_kernel(&names, root.read_link("vmlinuz")?.as_deref())
 }
 
 pub fn pick_kernel(boot_names: &[String], vmlinuz_link: Option<&Path>) -> Result<KernelPair> {
@@ -107,25 +118,28 @@ pub struct BootSettings {
     pub pxelinux_serial: Option<String>,
 }
 
-pub fn read_boot_settings(root: &Path) -> Result<BootSettings> {
-    let dir = root.join("usr/lib/compose/boot.d");
-    let mut names: Vec<_> = match fs::read_dir(&dir) {
-        Ok(d) => d
-            .flatten()
-            .map(|e| e.path())
-            .filter(|p| p.extension().is_some_and(|e| e == "json"))
-            .collect(),
-        Err(_) => return Ok(BootSettings::default()),
+/// Where layers leave boot settings, relative to the root.
+const BOOT_D: &str = "usr/lib/compose/boot.d";
+
+/// Reads and merges the boot settings of `root` (resolved inside it: a
+/// boot.d that is a symlink to a host directory reads the image's, if any).
+pub fn read_boot_settings(root: &ImageRoot) -> Result<BootSettings> {
+    let Some(mut names) = root.read_dir(BOOT_D)? else {
+        return Ok(BootSettings::default());
     };
+    names.retain(|n| Path::new(n).extension().is_some_and(|e| e == "json"));
     names.sort();
     let mut merged = BootSettings::default();
-    for path in names {
-        let text =
-            fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
-        let s: BootSettings = serde_json::from_str(&text).with_context(|| {
+    for name in names {
+        let rel = format!("{BOOT_D}/{}", name.to_string_lossy());
+        let shown = root.path().join(&rel);
+        let Some(bytes) = root.read_file(&rel)? else {
+            continue; // a dangling symlink: nothing to read
+        };
+        let s: BootSettings = serde_json::from_slice(&bytes).with_context(|| {
             format!(
                 "{} in the snapshot is not valid boot settings",
-                path.display()
+                shown.display()
             )
         })?;
         merged.cmdline.extend(s.cmdline);
@@ -187,6 +201,7 @@ pub fn render_cmdline(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs;
 
     fn names(list: &[&str]) -> Vec<String> {
         list.iter().map(|s| s.to_string()).collect()
@@ -250,10 +265,11 @@ mod tests {
             r#"{"cmdline":["console=ttyS0,115200n8"],"pxelinux_serial":"0 115200"}"#,
         )
         .unwrap();
-        let s = read_boot_settings(d.path()).unwrap();
+        let root = ImageRoot::open(d.path()).unwrap();
+        let s = read_boot_settings(&root).unwrap();
         assert_eq!(s.cmdline, vec!["quiet", "console=ttyS0,115200n8"]);
         assert_eq!(s.pxelinux_serial.as_deref(), Some("0 115200"));
         fs::write(dir.join("c.json"), r#"{"bogus":1}"#).unwrap();
-        assert!(read_boot_settings(d.path()).is_err());
+        assert!(read_boot_settings(&root).is_err());
     }
 }

@@ -24,7 +24,7 @@ pub mod materialize;
 
 use crate::atomic;
 use anyhow::{bail, Context, Result};
-use compose_store::{SnapshotId, SnapshotInfo, Store};
+use compose_store::{ImageRoot, SnapshotId, SnapshotInfo, Store};
 use nix::fcntl::{Flock, FlockArg};
 use serde::{Deserialize, Serialize};
 use std::fs;
@@ -251,12 +251,23 @@ pub fn publish(
         });
     }
     let mat = materialize::ensure_root(store, &tree.path, &snap.id)?;
-    let kernel =
-        boot::find_kernel(&mat.root).with_context(|| format!("publishing {image}@{}", snap.id))?;
-    let settings = boot::read_boot_settings(&mat.root)?;
+    // Everything read out of the root resolves inside it: the image's
+    // symlinks never reach the build host's files.
+    let image_root = ImageRoot::open(&mat.root)?;
+    let kernel = boot::find_kernel(&image_root)
+        .with_context(|| format!("publishing {image}@{}", snap.id))?;
+    let settings = boot::read_boot_settings(&image_root)
+        .with_context(|| format!("publishing {image}@{}", snap.id))?;
     let number = gens.iter().map(|g| g.number).max().unwrap_or(0) + 1;
     let gen = write_generation(
-        tree, image, number, snap, &mat.root, &kernel, &settings, opts,
+        tree,
+        image,
+        number,
+        snap,
+        &image_root,
+        &kernel,
+        &settings,
+        opts,
     )?;
     // The TFTP default entry goes through `current`, so it is made before
     // the switch (dangling until then): a crash can never leave a current
@@ -296,7 +307,7 @@ fn write_generation(
     image: &str,
     number: u64,
     snap: &SnapshotInfo,
-    root: &Path,
+    root: &ImageRoot,
     kernel: &boot::KernelPair,
     settings: &boot::BootSettings,
     opts: &PublishOptions,
@@ -309,11 +320,12 @@ fn write_generation(
     }
     fs::create_dir(&tmp)?;
     // Hard links: the TFTP files are the root's own, never a copy to drift.
-    fs::hard_link(root.join(&kernel.kernel), tmp.join("vmlinuz"))
-        .with_context(|| format!("linking {}", kernel.kernel))?;
-    fs::hard_link(root.join(&kernel.initrd), tmp.join("initrd.img"))
-        .with_context(|| format!("linking {}", kernel.initrd))?;
+    // (Resolved inside the root: `/boot/vmlinuz-V -> /boot/k/vmlinuz` is
+    // the image's file, and nothing of the host can be linked.)
+    root.link_file(&kernel.kernel, &tmp.join("vmlinuz"))?;
+    root.link_file(&kernel.initrd, &tmp.join("initrd.img"))?;
     let export = root
+        .path()
         .to_str()
         .context("the publish root path must be UTF-8")?;
     let marker = format!(
@@ -339,7 +351,7 @@ fn write_generation(
         kernel_version: kernel.version.clone(),
         published: humantime::format_rfc3339_seconds(SystemTime::now()).to_string(),
         cmdline,
-        root: root.to_path_buf(),
+        root: root.path().to_path_buf(),
         current: false,
     };
     fs::write(
