@@ -61,6 +61,12 @@ impl Canary {
     }
 }
 
+/// Asserts that `out` (a compose run) failed and returns its stderr.
+fn refused(out: &Output, what: &str) -> String {
+    assert!(!out.status.success(), "{what} succeeded");
+    stderr(out)
+}
+
 /// Every file under `dir` (not following symlinks) whose content holds `needle`.
 fn files_containing(dir: &Path, needle: &str) -> Vec<PathBuf> {
     let mut out = Vec::new();
@@ -106,12 +112,10 @@ fn attack_publish_boot_symlink_onto_host() {
         .unwrap()
         .to_string();
     let tree = keep.path().join("tree");
-    let out = publish(&store, &tree, &snap);
-    assert!(
-        !out.status.success(),
-        "publish of /boot -> host dir succeeded"
+    let err = refused(
+        &publish(&store, &tree, &snap),
+        "publish of /boot -> host dir",
     );
-    let err = stderr(&out);
     assert!(
         err.contains("/boot in the snapshot is a symlink to")
             && err.contains("resolved inside the image")
@@ -167,4 +171,86 @@ fn attack_publish_boot_d_symlink_onto_host() {
     }
     canary.assert_untouched();
     assert_eq!(files_containing(&tree, SECRET), Vec::<PathBuf>::new());
+}
+
+/// The root test shell must not reach production: it is no longer in the
+/// image (boot-test adds it to its scratch guests' own overlay), and a
+/// publish that would switch the old unit on, from `--cmdline` or from a
+/// layer's boot.d file, is refused. Production entries forbid console
+/// edits (NOESCAPE, ALLOWOPTIONS 0): boot-test's VM tier boots the same
+/// entries under pxelinux and syslinux.efi.
+#[test]
+fn attack_publish_test_shell_refused() {
+    require_root();
+    let f = crate::fixture();
+    let (keep, store) = store_copy();
+    let tree = keep.path().join("tree");
+    let cold = f.cold["snapshot"].as_str().unwrap();
+
+    // --cmdline: refused before anything is written.
+    let out = Command::new(compose_bin())
+        .arg("--store")
+        .arg(&store)
+        .arg("--root")
+        .arg(&tree)
+        .args([
+            "publish",
+            &format!("minimal@{cold}"),
+            "--cmdline",
+            "compose.test-shell=ttyS1",
+        ])
+        .output()
+        .unwrap();
+    let err = refused(&out, "publish --cmdline compose.test-shell");
+    assert!(
+        err.contains("compose.test-shell=ttyS1 (from --cmdline) would start a root shell")
+            && err.contains("remove it from --cmdline"),
+        "{err}"
+    );
+    assert!(
+        !tree.join("images/minimal/gen").exists(),
+        "a generation was written"
+    );
+
+    // A layer's boot.d file asking for it: refused, naming the file.
+    let recipe = variant(
+        "attack-test-shell-bootd",
+        "[[layer]]\nname = \"test-shell-on\"\nkind = \"script\"\nrun = \"\"\"\n\
+         echo '{\"cmdline\":[\"compose.test-shell=ttyS1\"]}' > /usr/lib/compose/boot.d/99-shell.json\n\"\"\"\n",
+    );
+    let snap = build_json(&store, &recipe)["snapshot"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let err = refused(
+        &publish(&store, &tree, &snap),
+        "publish of a boot.d compose.test-shell",
+    );
+    assert!(
+        err.contains("/usr/lib/compose/boot.d/99-shell.json in the snapshot"),
+        "{err}"
+    );
+    assert!(!tree.join("images/minimal/current").exists());
+
+    // The legitimate image publishes, carries no test shell, and its entry
+    // allows no console edits.
+    let report: serde_json::Value =
+        serde_json::from_str(&ok(&publish(&store, &tree, cold))).unwrap();
+    let root = PathBuf::from(report["generation"]["root"].as_str().unwrap());
+    for path in [
+        "usr/lib/compose/test-shell",
+        "usr/lib/systemd/system/compose-test-shell.service",
+        "etc/systemd/system/multi-user.target.wants/compose-test-shell.service",
+    ] {
+        assert!(
+            fs::symlink_metadata(root.join(path)).is_err(),
+            "{path} is in the image"
+        );
+    }
+    assert!(root.join("usr/lib/compose/report-booted").is_file());
+    let entry = fs::read_to_string(tree.join("tftp/pxelinux.cfg/default")).unwrap();
+    for line in ["PROMPT 0", "NOESCAPE 1", "ALLOWOPTIONS 0"] {
+        assert!(entry.lines().any(|l| l == line), "{line} missing:\n{entry}");
+    }
+    assert!(!entry.contains("compose.test-shell"), "{entry}");
 }

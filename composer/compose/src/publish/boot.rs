@@ -142,6 +142,7 @@ pub fn read_boot_settings(root: &ImageRoot) -> Result<BootSettings> {
                 shown.display()
             )
         })?;
+        refuse_test_shell(&s.cmdline, &format!("/{rel} in the snapshot"))?;
         merged.cmdline.extend(s.cmdline);
         if s.pxelinux_serial.is_some() {
             merged.pxelinux_serial = s.pxelinux_serial;
@@ -167,12 +168,39 @@ pub fn render_pxelinux(e: &Entry) -> String {
         s.push_str(&format!("SERIAL {serial}\n"));
     }
     s.push_str("# written by compose publish: one generation, booted without a prompt\n");
-    s.push_str(&format!("DEFAULT {}\nPROMPT 0\nTIMEOUT 0\n\n", e.label));
+    // NOESCAPE: Shift/Alt at the console do not bring up a boot: prompt;
+    // ALLOWOPTIONS 0: nothing typed there may add kernel arguments (such as
+    // init=/bin/sh). Both are core keywords of pxelinux and syslinux.efi.
+    s.push_str(&format!(
+        "DEFAULT {}\nPROMPT 0\nTIMEOUT 0\nNOESCAPE 1\nALLOWOPTIONS 0\n\n",
+        e.label
+    ));
     s.push_str(&format!(
         "LABEL {}\n  KERNEL {}\n  INITRD {}\n  APPEND {}\n",
         e.label, e.kernel, e.initrd, e.cmdline
     ));
     s
+}
+
+/// The kernel argument that used to start a root shell on a serial port
+/// (boot-test's command channel). boot-test now ships that shell in its
+/// guests' own overlays; an image still carrying the old unit must not get
+/// it switched on by a published command line.
+const TEST_SHELL: &str = "compose.test-shell";
+
+/// Refuses `compose.test-shell` among `args` (from `source`, for the message).
+pub fn refuse_test_shell(args: &[String], source: &str) -> Result<()> {
+    if let Some(arg) = args
+        .iter()
+        .find(|a| a.split('=').next() == Some(TEST_SHELL))
+    {
+        bail!(
+            "{arg} (from {source}) would start a root shell on a serial port of every node: \
+             it is for `compose boot-test`'s scratch guests only, which get it without a kernel \
+             argument; remove it from {source}"
+        )
+    }
+    Ok(())
 }
 
 /// The kernel command line of a generation rooted at `export` over NFS.
@@ -247,11 +275,25 @@ mod tests {
         assert_eq!(
             text,
             "SERIAL 0 115200\n# written by compose publish: one generation, booted without a prompt\n\
-             DEFAULT minimal-3\nPROMPT 0\nTIMEOUT 0\n\nLABEL minimal-3\n  KERNEL images/minimal/gen/3/vmlinuz\n\
+             DEFAULT minimal-3\nPROMPT 0\nTIMEOUT 0\nNOESCAPE 1\nALLOWOPTIONS 0\n\nLABEL minimal-3\n  KERNEL images/minimal/gen/3/vmlinuz\n\
              \x20 INITRD images/minimal/gen/3/initrd.img\n  APPEND root=/dev/nfs nfsroot=/srv/compose/roots/abc \
              ip=dhcp ro compose.snapshot=sha256:abc console=ttyS0,115200n8\n"
         );
         assert!(render_cmdline(Some("10.0.0.1"), "/r", "m", &[]).contains("nfsroot=10.0.0.1:/r "));
+    }
+
+    #[test]
+    fn test_shell_is_refused() {
+        let args = names(&["quiet", "compose.test-shell=ttyS1"]);
+        let err = refuse_test_shell(&args, "--cmdline")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("compose.test-shell=ttyS1 (from --cmdline)") && err.contains("remove it"),
+            "{err}"
+        );
+        assert!(refuse_test_shell(&names(&["compose.test-shell"]), "x").is_err());
+        assert!(refuse_test_shell(&names(&["compose.test-shells=1", "quiet"]), "x").is_ok());
     }
 
     #[test]

@@ -229,6 +229,7 @@ pub fn publish(
     opts: &PublishOptions,
 ) -> Result<PublishReport> {
     let started = Instant::now();
+    boot::refuse_test_shell(&opts.cmdline, "--cmdline")?;
     let _lock = tree.lock()?;
     install_bootloader(tree)?;
     let image = &snap.image;
