@@ -254,3 +254,94 @@ fn attack_publish_test_shell_refused() {
     }
     assert!(!entry.contains("compose.test-shell"), "{entry}");
 }
+
+/// Runs `args` as nobody (uid/gid 65534, no supplementary groups), as any
+/// local user of the server could: through a shell running as that user
+/// (setpriv's own exec of the target is not a user's: it still finds a
+/// program behind a 0700 directory).
+fn as_nobody(args: &[&str]) -> Output {
+    require_program("setpriv", "util-linux");
+    Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+        .args(["sh", "-c", "exec \"$@\"", "sh"])
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn assert_denied(args: &[&str]) {
+    let out = as_nobody(args);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("Permission denied"),
+        "nobody ran {args:?}: status {}, stdout {}, stderr {err}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
+
+/// A local user of the server host must not use the images: not list or
+/// read the store's blobs (every file of every image, secrets included),
+/// not read a published root's files, not run its setuid binaries or open
+/// its device nodes. TFTP's files (boot loaders, kernel, initrd) stay
+/// readable, and the NFS server (root) still serves the roots: the
+/// `netns_serve_*` test boots through the same tree layout.
+#[test]
+fn attack_publish_local_user_cannot_reach_images() {
+    require_root();
+    let f = crate::fixture();
+    let blobs = f.store.join("blobs/sha256");
+    let blob = fs::read_dir(&blobs)
+        .unwrap()
+        .flatten()
+        .max_by_key(|e| e.metadata().unwrap().len())
+        .unwrap()
+        .path();
+    assert_denied(&["ls", blobs.to_str().unwrap()]);
+    assert_denied(&["cat", blob.to_str().unwrap()]);
+    assert_denied(&["cat", f.store.join("index.json").to_str().unwrap()]);
+
+    let (dir, tree, root, _nodes) = crate::serve::published_tree("compose-attack-perm-");
+    // The scratch directory is 0700 (tempfile): open it as /srv is, so
+    // only the tree's own modes stand between the user and the images.
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    let in_root = |p: &str| root.join(p).to_str().unwrap().to_string();
+    assert_denied(&["cat", &in_root("etc/shadow")]);
+    // World-readable inside the image, still out of reach on the host.
+    assert_denied(&["cat", &in_root("etc/motd")]);
+    assert_denied(&["ls", tree.join("chains").to_str().unwrap()]);
+    let setuid = ["usr/bin/su", "usr/bin/mount", "usr/bin/passwd"]
+        .into_iter()
+        .find(|p| fs::metadata(root.join(p)).is_ok_and(|m| m.mode() & 0o4000 != 0))
+        .expect("the minimal image has a setuid binary (su, mount or passwd)");
+    assert_denied(&[&in_root(setuid), "--help"]);
+    if root.join("dev/console").exists() {
+        assert_denied(&["sh", "-c", &format!("echo x > {}", in_root("dev/console"))]);
+    }
+
+    // TFTP's side of the tree stays readable for the (unprivileged) reads
+    // a TFTP server might do; the kernel is the root's own file.
+    for p in [
+        "tftp/pxelinux.0",
+        "tftp/pxelinux.cfg/default",
+        "images/minimal/gen/1/vmlinuz",
+    ] {
+        let out = as_nobody(&["cat", tree.join(p).to_str().unwrap()]);
+        assert!(
+            out.status.success() && !out.stdout.is_empty(),
+            "{p}: {}",
+            stderr(&out)
+        );
+    }
+
+    // A tree made by an older compose (0755) is tightened by the next publish.
+    fs::set_permissions(tree.join("roots"), fs::Permissions::from_mode(0o755)).unwrap();
+    let snapshot = f.cold["snapshot"].as_str().unwrap();
+    ok(&publish(&f.store, &tree, snapshot));
+    assert_eq!(
+        fs::metadata(tree.join("roots")).unwrap().mode() & 0o777,
+        0o700
+    );
+    assert_denied(&["cat", &in_root("etc/motd")]);
+}

@@ -13,6 +13,9 @@
 //! tmp/                           scratch, swept under the lock
 //! ```
 //!
+//! roots/, chains/ and tmp/ are 0700: the roots carry the images' setuid
+//! binaries, device nodes and secrets, for the (root) NFS server only.
+//!
 //! Everything of a generation is written and synced before `current` is
 //! renamed; nothing a booted node uses (its root, kernel, initrd) is ever
 //! rewritten, so publishing N+1 cannot disturb a node running N, and a crash
@@ -28,6 +31,7 @@ use compose_store::{ImageRoot, SnapshotId, SnapshotInfo, Store};
 use nix::fcntl::{Flock, FlockArg};
 use serde::{Deserialize, Serialize};
 use std::fs;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Instant, SystemTime};
 
@@ -44,6 +48,9 @@ pub const BOOTLOADER: [(&str, &str); 4] = [
 
 /// The TFTP path of the UEFI x64 loader (see [`BOOTLOADER`]).
 pub const EFI_X64_LOADER: &str = "syslinux.efi";
+
+/// The tree's directories only root may enter (see [`Tree::open`]).
+pub const PRIVATE_DIRS: [&str; 3] = ["roots", "chains", "tmp"];
 
 /// One published generation of an image (images/<image>/gen/<N>/generation.json).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -73,6 +80,7 @@ impl Tree {
             fs::create_dir_all(path.join(sub))
                 .with_context(|| format!("creating {}", path.join(sub).display()))?;
         }
+        restrict(&path)?;
         let link = path.join("tftp/images");
         if fs::symlink_metadata(&link).is_err() {
             atomic::symlink("../images", &link)?;
@@ -89,6 +97,8 @@ impl Tree {
                 path.display()
             );
         }
+        // Best effort: a read-only command may run as a user who cannot.
+        let _ = restrict(&path);
         Ok(Tree { path })
     }
 
@@ -199,6 +209,20 @@ impl Tree {
             have.join(", ")
         )
     }
+}
+
+/// Makes [`PRIVATE_DIRS`] 0700. Roots hold the images' setuid binaries,
+/// device nodes and secrets: no local user of the server may reach them.
+/// Only root uses these directories (the NFS server opens roots by absolute
+/// path); TFTP serves tftp/ and images/, which stay readable. A tree made
+/// by an older compose (0755) is tightened here.
+fn restrict(tree: &Path) -> Result<()> {
+    for sub in PRIVATE_DIRS {
+        let dir = tree.join(sub);
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o700))
+            .with_context(|| format!("restricting the mode of {}", dir.display()))?;
+    }
+    Ok(())
 }
 
 #[derive(Debug, Clone, Default)]
