@@ -18,8 +18,24 @@ fn temp_name(target: &Path) -> Result<std::path::PathBuf> {
 
 /// Replaces `target` with a file holding `bytes` (mode 0644).
 pub fn write_file(target: &Path, bytes: &[u8]) -> Result<()> {
+    write_file_mode(target, bytes, 0o644)
+}
+
+/// Replaces `target` with a file holding `bytes`, created with `mode` (so a
+/// secret is never readable by others, not even as the temp file).
+pub fn write_file_mode(target: &Path, bytes: &[u8], mode: u32) -> Result<()> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
     let tmp = temp_name(target)?;
-    let mut f = fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
+    let _ = fs::remove_file(&tmp);
+    let mut f = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .open(&tmp)
+        .with_context(|| format!("creating {}", tmp.display()))?;
+    // The umask may have taken bits away; the mode asked for is the mode.
+    f.set_permissions(fs::Permissions::from_mode(mode))
+        .with_context(|| format!("setting the mode of {}", tmp.display()))?;
     f.write_all(bytes)?;
     f.sync_all()?;
     drop(f);

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use crate::digest::{Digest, Hasher};
 use crate::error::{IoContext, StoreError};
-use crate::fsutil::{make_readable, sync_dir};
+use crate::fsutil::{make_private, sync_dir};
 use crate::layout::Store;
 
 /// Streams a new blob into the store. The bytes go to a temp file in
@@ -37,7 +37,7 @@ impl BlobWriter {
         if dest.exists() {
             return Ok((digest, size));
         }
-        make_readable(tmp.as_file()).at("setting mode of", tmp.path().to_path_buf())?;
+        make_private(tmp.as_file()).at("setting mode of", tmp.path().to_path_buf())?;
         tmp.as_file()
             .sync_all()
             .at("syncing", tmp.path().to_path_buf())?;

@@ -18,7 +18,7 @@ pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StoreError> 
         .at("creating temp file in", dir)?;
     tmp.write_all(bytes)
         .at("writing", tmp.path().to_path_buf())?;
-    make_readable(tmp.as_file()).at("setting mode of", tmp.path().to_path_buf())?;
+    make_private(tmp.as_file()).at("setting mode of", tmp.path().to_path_buf())?;
     tmp.as_file()
         .sync_all()
         .at("syncing", tmp.path().to_path_buf())?;
@@ -27,11 +27,34 @@ pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StoreError> 
     sync_dir(dir)
 }
 
-/// Temp files are created 0600; store files are world-readable like any
-/// OCI layout (other tools, e.g. skopeo run by another user, read them).
-pub(crate) fn make_readable(file: &std::fs::File) -> std::io::Result<()> {
+/// Store files are private to the store's owner (0600, and the store's
+/// top directory 0700, see `Store::open`): layer tars hold every file of
+/// every image, /etc/shadow and private keys included. Tools reading the
+/// store (skopeo) run as the same user as compose. Not part of any digest:
+/// the modes of the store's own files are not content.
+pub(crate) fn make_private(file: &std::fs::File) -> std::io::Result<()> {
     use std::os::unix::fs::PermissionsExt;
-    file.set_permissions(std::fs::Permissions::from_mode(0o644))
+    file.set_permissions(std::fs::Permissions::from_mode(0o600))
+}
+
+/// The mode of the store's top directory: nobody but its owner may
+/// traverse it (see [`make_private`]).
+pub(crate) const STORE_DIR_MODE: u32 = 0o700;
+
+/// Takes group and other permissions off the store's top directory (a
+/// store made by an older compose was 0755). Returns whether it changed.
+pub(crate) fn restrict_dir(dir: &Path) -> Result<bool, StoreError> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(dir)
+        .at("inspecting", dir)?
+        .permissions()
+        .mode();
+    if mode & 0o077 == 0 {
+        return Ok(false);
+    }
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(STORE_DIR_MODE))
+        .at("restricting the mode of", dir)?;
+    Ok(true)
 }
 
 /// fsyncs a directory so entries renamed into it are durable.

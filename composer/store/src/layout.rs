@@ -9,12 +9,16 @@
 //! compose/tmp/          temp files and dirs (same fs as blobs: renames are atomic)
 //! compose/lock          flock'd by builds
 //! ```
+//!
+//! The top directory is 0700 and files are 0600: the blobs hold every file
+//! of every image (secrets, setuid binaries, device nodes), so no other
+//! local user may reach them. `open` tightens a store made before.
 
 use std::path::{Path, PathBuf};
 
 use crate::digest::Digest;
 use crate::error::{IoContext, StoreError};
-use crate::fsutil::{mkdir_p, write_atomic};
+use crate::fsutil::{mkdir_p, restrict_dir, write_atomic};
 use crate::index::Index;
 
 const LAYOUT_FILE: &str = "oci-layout";
@@ -44,6 +48,7 @@ impl Store {
         for dir in [store.blobs_dir(), store.cache_dir(), store.tmp_dir()] {
             mkdir_p(&dir)?;
         }
+        restrict_dir(&store.root)?;
         Ok(store)
     }
 
@@ -60,6 +65,9 @@ impl Store {
                 reason: "file is missing".into(),
             });
         }
+        // Best effort: a read-only command may run as a user who cannot
+        // change it (and who then cannot read it either, once restricted).
+        let _ = restrict_dir(&store.root);
         Ok(store)
     }
 
@@ -166,6 +174,30 @@ mod tests {
         // Reopening an existing store is fine, and read-only open works.
         Store::open(&root).unwrap();
         assert_eq!(Store::open_existing(&root).unwrap().root(), store.root());
+    }
+
+    #[test]
+    fn store_is_private_to_its_owner() {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o7777;
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("store");
+        let store = Store::open(&root).unwrap();
+        assert_eq!(mode(&root), 0o700);
+        let blob = store.put_blob(b"a secret layer").unwrap();
+        assert_eq!(mode(&store.blob_path(&blob)), 0o600);
+        assert_eq!(mode(&root.join("index.json")), 0o600);
+        // A store made by an older compose (0755) is tightened on open,
+        // read-only or not; its content, digests included, is unchanged.
+        for open in [
+            |r: &Path| Store::open(r).map(drop),
+            |r: &Path| Store::open_existing(r).map(drop),
+        ] {
+            std::fs::set_permissions(&root, std::fs::Permissions::from_mode(0o755)).unwrap();
+            open(&root).unwrap();
+            assert_eq!(mode(&root), 0o700);
+        }
+        assert_eq!(store.read_blob(&blob).unwrap(), b"a secret layer");
     }
 
     #[test]

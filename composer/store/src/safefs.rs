@@ -98,6 +98,19 @@ impl Root {
         )
     }
 
+    /// An O_PATH descriptor of whatever `comps` resolves to inside the root
+    /// (a final symlink followed, also inside the root). O_PATH opens
+    /// nothing for I/O, so a device node or FIFO has no side effect.
+    pub(crate) fn open_path(&self, comps: &[Vec<u8>]) -> nix::Result<OwnedFd> {
+        openat2(
+            self.fd.as_fd(),
+            OsStr::from_bytes(&join(comps)),
+            OpenHow::new()
+                .flags(OFlag::O_PATH | OFlag::O_CLOEXEC)
+                .resolve(ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_MAGICLINKS),
+        )
+    }
+
     /// Like `open_dir` but fails (ELOOP) if the last component is a symlink.
     pub(crate) fn open_dir_nofollow(&self, comps: &[Vec<u8>]) -> nix::Result<OwnedFd> {
         openat2(

@@ -21,9 +21,6 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant, SystemTime};
 
-/// The kernel argument that starts the netboot layer's test shell.
-pub const TEST_SHELL_ARG: &str = "compose.test-shell=ttyS1";
-
 /// One power-on of one guest.
 pub struct Vm {
     proc: Proc,
@@ -130,6 +127,13 @@ impl Lab {
             "compose nodes regen for the guests (needs ssh-keygen: apt-get install openssh-client)",
         )?;
         compose_cluster::apply(&regen)?;
+        if opts.checks {
+            // The checks' root channel: only in these scratch guests' own
+            // overlays, never in the image or its command line.
+            for g in &guests {
+                super::overlay::add_test_shell(tree.path(), &g.hostname)?;
+            }
+        }
         progress(&format!(
             "regenerated the guests' files (cluster set {})",
             regen.set
@@ -190,18 +194,14 @@ impl Lab {
         Ok(())
     }
 
-    /// Publishes `snap` as the next generation (with the test shell on).
+    /// Publishes `snap` as the next generation, as `compose publish` would.
     pub fn publish(&self, snap: &SnapshotInfo) -> Result<PublishReport> {
         // nfsroot= without a server, as `compose publish` does by default:
         // the initramfs mounts from the DHCP server. Not so behind a site's
         // DHCP server: then the root names compose's host (--server).
         let opts = PublishOptions {
             server: self.opts.proxy_dhcp.then(|| super::SERVER_IP.to_string()),
-            cmdline: if self.opts.checks {
-                vec![TEST_SHELL_ARG.to_string()]
-            } else {
-                Vec::new()
-            },
+            cmdline: Vec::new(),
             no_switch: false,
         };
         publish(&self.store, &self.tree, snap, &opts)

@@ -9,7 +9,7 @@
 //! COMPOSE-BOOTED host=node01 snapshot=sha256:... gen=minimal/1
 //! ```
 //!
-//! Then, through the netboot layer's test shell on ttyS1 (checks.rs), each
+//! Then, through boot-test's own test shell on ttyS1 (overlay.rs, checks.rs), each
 //! guest is checked from the inside; with an upgrade target, one guest is
 //! rebooted into a new generation while another keeps reading its root, and
 //! back again after a rollback (scenario.rs).
@@ -21,6 +21,7 @@
 mod checks;
 mod host;
 mod lab;
+mod overlay;
 pub mod phases;
 mod scenario;
 pub mod shell;

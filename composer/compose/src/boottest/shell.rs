@@ -1,4 +1,4 @@
-//! The host side of the netboot layer's test shell: a root `/bin/sh` on the
+//! The host side of boot-test's test shell (overlay.rs): a root `/bin/sh` on the
 //! guest's second serial port (ttyS1), which QEMU exposes as a Unix socket.
 //! Each command is sent as one line,
 //!
@@ -7,7 +7,7 @@
 //! ```
 //!
 //! and its output is everything up to that marker. The guest side is raw
-//! and echo-free (see layers/netboot/booted/usr/lib/compose/test-shell).
+//! and echo-free (see guest/test-shell).
 
 use anyhow::{bail, Context, Result};
 use std::io::{ErrorKind, Read, Write};
@@ -65,8 +65,8 @@ impl Shell {
             }
             if Instant::now() >= deadline {
                 bail!(
-                    "the guest's test shell (ttyS1) did not answer within {}s: is the image built \
-                     with the current netboot layer (compose-test-shell.service)?",
+                    "the guest's test shell (ttyS1) did not answer within {}s: did the guest unpack \
+                     its overlay (compose-test-shell.service, see the serial log)?",
                     within.as_secs()
                 );
             }

@@ -17,9 +17,9 @@ use std::time::Duration;
 ///     COMPOSE-BOOTED host=nodeNN snapshot=<REFERENCE's digest> gen=IMAGE/N
 ///
 /// Then each guest is checked from the inside, through a root command
-/// channel on its second serial port (the netboot layer's
-/// compose-test-shell.service, started only because boot-test adds
-/// compose.test-shell=ttyS1 to the kernel command lines it publishes):
+/// channel on its second serial port (compose-test-shell.service, which
+/// boot-test adds to its scratch guests' own overlay only; images and
+/// `compose publish` never carry it):
 /// it runs the published snapshot, / is an overlay of the read-only NFS
 /// root and a tmpfs, a write lands in the tmpfs and not on the server,
 /// uid 65534 cannot read /etc/shadow while root can, machine-ids differ,

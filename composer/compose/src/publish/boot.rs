@@ -2,8 +2,8 @@
 //! left in /usr/lib/compose/boot.d/, and the pxelinux entry.
 
 use anyhow::{bail, Context, Result};
+use compose_store::ImageRoot;
 use serde::Deserialize;
-use std::fs;
 use std::path::Path;
 
 /// The kernel and initrd of one version, found in a root's /boot.
@@ -17,16 +17,27 @@ pub struct KernelPair {
 
 /// Picks the kernel the image would boot: the target of /vmlinuz when it
 /// names a version with an initrd, else the highest version with both files.
-pub fn find_kernel(root: &Path) -> Result<KernelPair> {
-    let boot = root.join("boot");
-    let names: Vec<String> = match fs::read_dir(&boot) {
-        Ok(d) => d
-            .flatten()
-            .map(|e| e.file_name().to_string_lossy().into_owned())
+/// The image's symlinks (`/boot`, `/vmlinuz`) resolve inside `root`, never
+/// on the build host.
+pub fn find_kernel(root: &ImageRoot) -> Result<KernelPair> {
+    let names: Vec<String> = match root.read_dir("boot")? {
+        Some(names) => names
+            .into_iter()
+            .map(|n| n.to_string_lossy().into_owned())
             .collect(),
-        Err(_) => Vec::new(),
+        None => {
+            if let Some(target) = root.read_link("boot")? {
+                bail!(
+                    "/boot in the snapshot is a symlink to {}, which is no directory inside the image \
+                     (an image's symlinks are resolved inside the image, never on the build host): \
+                     make /boot a directory of the image holding the kernel and initrd",
+                    target.display()
+                )
+            }
+            Vec::new()
+        }
     };
-    pick_kernel(&names, fs::read_link(root.join("vmlinuz")).ok().as_deref())
+    pick_kernel(&names, root.read_link("vmlinuz")?.as_deref())
 }
 
 pub fn pick_kernel(boot_names: &[String], vmlinuz_link: Option<&Path>) -> Result<KernelPair> {
@@ -107,27 +118,31 @@ pub struct BootSettings {
     pub pxelinux_serial: Option<String>,
 }
 
-pub fn read_boot_settings(root: &Path) -> Result<BootSettings> {
-    let dir = root.join("usr/lib/compose/boot.d");
-    let mut names: Vec<_> = match fs::read_dir(&dir) {
-        Ok(d) => d
-            .flatten()
-            .map(|e| e.path())
-            .filter(|p| p.extension().is_some_and(|e| e == "json"))
-            .collect(),
-        Err(_) => return Ok(BootSettings::default()),
+/// Where layers leave boot settings, relative to the root.
+const BOOT_D: &str = "usr/lib/compose/boot.d";
+
+/// Reads and merges the boot settings of `root` (resolved inside it: a
+/// boot.d that is a symlink to a host directory reads the image's, if any).
+pub fn read_boot_settings(root: &ImageRoot) -> Result<BootSettings> {
+    let Some(mut names) = root.read_dir(BOOT_D)? else {
+        return Ok(BootSettings::default());
     };
+    names.retain(|n| Path::new(n).extension().is_some_and(|e| e == "json"));
     names.sort();
     let mut merged = BootSettings::default();
-    for path in names {
-        let text =
-            fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
-        let s: BootSettings = serde_json::from_str(&text).with_context(|| {
+    for name in names {
+        let rel = format!("{BOOT_D}/{}", name.to_string_lossy());
+        let shown = root.path().join(&rel);
+        let Some(bytes) = root.read_file(&rel)? else {
+            continue; // a dangling symlink: nothing to read
+        };
+        let s: BootSettings = serde_json::from_slice(&bytes).with_context(|| {
             format!(
                 "{} in the snapshot is not valid boot settings",
-                path.display()
+                shown.display()
             )
         })?;
+        refuse_test_shell(&s.cmdline, &format!("/{rel} in the snapshot"))?;
         merged.cmdline.extend(s.cmdline);
         if s.pxelinux_serial.is_some() {
             merged.pxelinux_serial = s.pxelinux_serial;
@@ -153,12 +168,39 @@ pub fn render_pxelinux(e: &Entry) -> String {
         s.push_str(&format!("SERIAL {serial}\n"));
     }
     s.push_str("# written by compose publish: one generation, booted without a prompt\n");
-    s.push_str(&format!("DEFAULT {}\nPROMPT 0\nTIMEOUT 0\n\n", e.label));
+    // NOESCAPE: Shift/Alt at the console do not bring up a boot: prompt;
+    // ALLOWOPTIONS 0: nothing typed there may add kernel arguments (such as
+    // init=/bin/sh). Both are core keywords of pxelinux and syslinux.efi.
+    s.push_str(&format!(
+        "DEFAULT {}\nPROMPT 0\nTIMEOUT 0\nNOESCAPE 1\nALLOWOPTIONS 0\n\n",
+        e.label
+    ));
     s.push_str(&format!(
         "LABEL {}\n  KERNEL {}\n  INITRD {}\n  APPEND {}\n",
         e.label, e.kernel, e.initrd, e.cmdline
     ));
     s
+}
+
+/// The kernel argument that used to start a root shell on a serial port
+/// (boot-test's command channel). boot-test now ships that shell in its
+/// guests' own overlays; an image still carrying the old unit must not get
+/// it switched on by a published command line.
+const TEST_SHELL: &str = "compose.test-shell";
+
+/// Refuses `compose.test-shell` among `args` (from `source`, for the message).
+pub fn refuse_test_shell(args: &[String], source: &str) -> Result<()> {
+    if let Some(arg) = args
+        .iter()
+        .find(|a| a.split('=').next() == Some(TEST_SHELL))
+    {
+        bail!(
+            "{arg} (from {source}) would start a root shell on a serial port of every node: \
+             it is for `compose boot-test`'s scratch guests only, which get it without a kernel \
+             argument; remove it from {source}"
+        )
+    }
+    Ok(())
 }
 
 /// The kernel command line of a generation rooted at `export` over NFS.
@@ -187,6 +229,7 @@ pub fn render_cmdline(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs;
 
     fn names(list: &[&str]) -> Vec<String> {
         list.iter().map(|s| s.to_string()).collect()
@@ -232,11 +275,25 @@ mod tests {
         assert_eq!(
             text,
             "SERIAL 0 115200\n# written by compose publish: one generation, booted without a prompt\n\
-             DEFAULT minimal-3\nPROMPT 0\nTIMEOUT 0\n\nLABEL minimal-3\n  KERNEL images/minimal/gen/3/vmlinuz\n\
+             DEFAULT minimal-3\nPROMPT 0\nTIMEOUT 0\nNOESCAPE 1\nALLOWOPTIONS 0\n\nLABEL minimal-3\n  KERNEL images/minimal/gen/3/vmlinuz\n\
              \x20 INITRD images/minimal/gen/3/initrd.img\n  APPEND root=/dev/nfs nfsroot=/srv/compose/roots/abc \
              ip=dhcp ro compose.snapshot=sha256:abc console=ttyS0,115200n8\n"
         );
         assert!(render_cmdline(Some("10.0.0.1"), "/r", "m", &[]).contains("nfsroot=10.0.0.1:/r "));
+    }
+
+    #[test]
+    fn test_shell_is_refused() {
+        let args = names(&["quiet", "compose.test-shell=ttyS1"]);
+        let err = refuse_test_shell(&args, "--cmdline")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("compose.test-shell=ttyS1 (from --cmdline)") && err.contains("remove it"),
+            "{err}"
+        );
+        assert!(refuse_test_shell(&names(&["compose.test-shell"]), "x").is_err());
+        assert!(refuse_test_shell(&names(&["compose.test-shells=1", "quiet"]), "x").is_ok());
     }
 
     #[test]
@@ -250,10 +307,11 @@ mod tests {
             r#"{"cmdline":["console=ttyS0,115200n8"],"pxelinux_serial":"0 115200"}"#,
         )
         .unwrap();
-        let s = read_boot_settings(d.path()).unwrap();
+        let root = ImageRoot::open(d.path()).unwrap();
+        let s = read_boot_settings(&root).unwrap();
         assert_eq!(s.cmdline, vec!["quiet", "console=ttyS0,115200n8"]);
         assert_eq!(s.pxelinux_serial.as_deref(), Some("0 115200"));
         fs::write(dir.join("c.json"), r#"{"bogus":1}"#).unwrap();
-        assert!(read_boot_settings(d.path()).is_err());
+        assert!(read_boot_settings(&root).is_err());
     }
 }

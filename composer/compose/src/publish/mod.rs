@@ -13,6 +13,9 @@
 //! tmp/                           scratch, swept under the lock
 //! ```
 //!
+//! roots/, chains/ and tmp/ are 0700: the roots carry the images' setuid
+//! binaries, device nodes and secrets, for the (root) NFS server only.
+//!
 //! Everything of a generation is written and synced before `current` is
 //! renamed; nothing a booted node uses (its root, kernel, initrd) is ever
 //! rewritten, so publishing N+1 cannot disturb a node running N, and a crash
@@ -24,10 +27,11 @@ pub mod materialize;
 
 use crate::atomic;
 use anyhow::{bail, Context, Result};
-use compose_store::{SnapshotId, SnapshotInfo, Store};
+use compose_store::{ImageRoot, SnapshotId, SnapshotInfo, Store};
 use nix::fcntl::{Flock, FlockArg};
 use serde::{Deserialize, Serialize};
 use std::fs;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Instant, SystemTime};
 
@@ -44,6 +48,9 @@ pub const BOOTLOADER: [(&str, &str); 4] = [
 
 /// The TFTP path of the UEFI x64 loader (see [`BOOTLOADER`]).
 pub const EFI_X64_LOADER: &str = "syslinux.efi";
+
+/// The tree's directories only root may enter (see [`Tree::open`]).
+pub const PRIVATE_DIRS: [&str; 3] = ["roots", "chains", "tmp"];
 
 /// One published generation of an image (images/<image>/gen/<N>/generation.json).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -73,6 +80,7 @@ impl Tree {
             fs::create_dir_all(path.join(sub))
                 .with_context(|| format!("creating {}", path.join(sub).display()))?;
         }
+        restrict(&path)?;
         let link = path.join("tftp/images");
         if fs::symlink_metadata(&link).is_err() {
             atomic::symlink("../images", &link)?;
@@ -89,6 +97,8 @@ impl Tree {
                 path.display()
             );
         }
+        // Best effort: a read-only command may run as a user who cannot.
+        let _ = restrict(&path);
         Ok(Tree { path })
     }
 
@@ -201,6 +211,20 @@ impl Tree {
     }
 }
 
+/// Makes [`PRIVATE_DIRS`] 0700. Roots hold the images' setuid binaries,
+/// device nodes and secrets: no local user of the server may reach them.
+/// Only root uses these directories (the NFS server opens roots by absolute
+/// path); TFTP serves tftp/ and images/, which stay readable. A tree made
+/// by an older compose (0755) is tightened here.
+fn restrict(tree: &Path) -> Result<()> {
+    for sub in PRIVATE_DIRS {
+        let dir = tree.join(sub);
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o700))
+            .with_context(|| format!("restricting the mode of {}", dir.display()))?;
+    }
+    Ok(())
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct PublishOptions {
     /// NFS server address for the command line (default: the DHCP server).
@@ -229,6 +253,7 @@ pub fn publish(
     opts: &PublishOptions,
 ) -> Result<PublishReport> {
     let started = Instant::now();
+    boot::refuse_test_shell(&opts.cmdline, "--cmdline")?;
     let _lock = tree.lock()?;
     install_bootloader(tree)?;
     let image = &snap.image;
@@ -251,12 +276,23 @@ pub fn publish(
         });
     }
     let mat = materialize::ensure_root(store, &tree.path, &snap.id)?;
-    let kernel =
-        boot::find_kernel(&mat.root).with_context(|| format!("publishing {image}@{}", snap.id))?;
-    let settings = boot::read_boot_settings(&mat.root)?;
+    // Everything read out of the root resolves inside it: the image's
+    // symlinks never reach the build host's files.
+    let image_root = ImageRoot::open(&mat.root)?;
+    let kernel = boot::find_kernel(&image_root)
+        .with_context(|| format!("publishing {image}@{}", snap.id))?;
+    let settings = boot::read_boot_settings(&image_root)
+        .with_context(|| format!("publishing {image}@{}", snap.id))?;
     let number = gens.iter().map(|g| g.number).max().unwrap_or(0) + 1;
     let gen = write_generation(
-        tree, image, number, snap, &mat.root, &kernel, &settings, opts,
+        tree,
+        image,
+        number,
+        snap,
+        &image_root,
+        &kernel,
+        &settings,
+        opts,
     )?;
     // The TFTP default entry goes through `current`, so it is made before
     // the switch (dangling until then): a crash can never leave a current
@@ -296,7 +332,7 @@ fn write_generation(
     image: &str,
     number: u64,
     snap: &SnapshotInfo,
-    root: &Path,
+    root: &ImageRoot,
     kernel: &boot::KernelPair,
     settings: &boot::BootSettings,
     opts: &PublishOptions,
@@ -309,11 +345,12 @@ fn write_generation(
     }
     fs::create_dir(&tmp)?;
     // Hard links: the TFTP files are the root's own, never a copy to drift.
-    fs::hard_link(root.join(&kernel.kernel), tmp.join("vmlinuz"))
-        .with_context(|| format!("linking {}", kernel.kernel))?;
-    fs::hard_link(root.join(&kernel.initrd), tmp.join("initrd.img"))
-        .with_context(|| format!("linking {}", kernel.initrd))?;
+    // (Resolved inside the root: `/boot/vmlinuz-V -> /boot/k/vmlinuz` is
+    // the image's file, and nothing of the host can be linked.)
+    root.link_file(&kernel.kernel, &tmp.join("vmlinuz"))?;
+    root.link_file(&kernel.initrd, &tmp.join("initrd.img"))?;
     let export = root
+        .path()
         .to_str()
         .context("the publish root path must be UTF-8")?;
     let marker = format!(
@@ -339,7 +376,7 @@ fn write_generation(
         kernel_version: kernel.version.clone(),
         published: humantime::format_rfc3339_seconds(SystemTime::now()).to_string(),
         cmdline,
-        root: root.to_path_buf(),
+        root: root.path().to_path_buf(),
         current: false,
     };
     fs::write(
