@@ -50,8 +50,17 @@ Typical session:
     compose status
     compose rollback hpc-node";
 
+/// `0.1.0 (1a2b3c4)`: the commit comes from build.rs (`unknown commit`
+/// outside a git checkout), so a bug report names the exact source.
+const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (",
+    env!("COMPOSE_GIT_COMMIT"),
+    ")"
+);
+
 #[derive(Parser)]
-#[command(name = "compose", version, about = ABOUT, long_about = LONG_ABOUT)]
+#[command(name = "compose", version = VERSION, about = ABOUT, long_about = LONG_ABOUT)]
 pub struct Cli {
     /// The image store (an OCI image layout).
     #[arg(
