@@ -3,6 +3,7 @@
 mod boottest;
 mod build;
 mod check;
+mod completions;
 mod diff;
 mod exec;
 mod fsck;
@@ -100,6 +101,10 @@ enum Command {
     Status(status::Args),
     Nodes(nodes::Args),
     Exec(exec::Args),
+    Completions(completions::Args),
+    /// Write the man pages (used by ci/package).
+    #[command(name = "__man", hide = true)]
+    Man(completions::ManArgs),
 }
 
 pub fn main() -> ExitCode {
@@ -119,6 +124,8 @@ pub fn main() -> ExitCode {
         Command::Status(a) => status::run(&cli.root, a),
         Command::Nodes(a) => nodes::run(&cli.root, a),
         Command::Exec(a) => exec::run_cli(&cli.root, a),
+        Command::Completions(a) => completions::run(a),
+        Command::Man(a) => completions::run_man(a),
     };
     match result {
         Ok(code) => code,
