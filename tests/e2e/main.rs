@@ -5,6 +5,7 @@
 
 mod boot;
 mod build;
+mod package;
 mod publish;
 mod serve;
 
