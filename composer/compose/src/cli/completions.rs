@@ -1,13 +1,18 @@
-//! `compose completions SHELL` and the hidden `compose __man DIR`: shell
+//! `compose completions SHELL` and the unlisted `compose __man DIR`: shell
 //! completions and man pages generated from the clap definition itself, so
 //! neither can drift from the options `compose --help` shows. The Debian
 //! package (ci/package) runs both at build time.
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use clap::CommandFactory;
 use clap_complete::Shell;
-use std::path::PathBuf;
+use std::ffi::OsString;
+use std::path::Path;
 use std::process::ExitCode;
+
+/// `compose __man DIR`: dispatched before clap, like the chroot helper, so
+/// that neither completions nor --help list it.
+pub const MAN_VERB: &str = "__man";
 
 /// Print a shell completion script for compose.
 ///
@@ -29,20 +34,20 @@ pub fn run(args: Args) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Write compose(1) and one page per verb (compose-build(1), …) into DIR.
-#[derive(clap::Args)]
-pub struct ManArgs {
-    /// Output directory (created if missing); pages are written uncompressed.
-    dir: PathBuf,
+/// `compose __man DIR`: writes compose(1) and one page per visible verb
+/// (compose-build(1), compose-nodes-add(1), …) into DIR, uncompressed.
+pub fn run_man(args: &[OsString]) -> Result<ExitCode> {
+    let [dir] = args else {
+        bail!("usage: compose {MAN_VERB} DIR");
+    };
+    write_man_pages(Path::new(dir))?;
+    Ok(ExitCode::SUCCESS)
 }
 
-pub fn run_man(args: ManArgs) -> Result<ExitCode> {
-    std::fs::create_dir_all(&args.dir)
-        .with_context(|| format!("creating {}", args.dir.display()))?;
-    // Hidden verbs (this one, the chroot helper) get no page.
-    clap_mangen::generate_to(super::Cli::command(), &args.dir)
-        .with_context(|| format!("writing man pages into {}", args.dir.display()))?;
-    Ok(ExitCode::SUCCESS)
+fn write_man_pages(dir: &Path) -> Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    clap_mangen::generate_to(super::Cli::command(), dir)
+        .with_context(|| format!("writing man pages into {}", dir.display()))
 }
 
 #[cfg(test)]
@@ -50,18 +55,25 @@ mod tests {
     use super::*;
 
     #[test]
-    fn man_pages_cover_every_visible_verb_and_no_hidden_one() {
+    fn man_pages_cover_every_verb() {
         let dir = tempfile::tempdir().unwrap();
-        run_man(ManArgs {
-            dir: dir.path().to_path_buf(),
-        })
-        .unwrap();
+        write_man_pages(dir.path()).unwrap();
         let cmd = super::super::Cli::command();
         for verb in cmd.get_subcommands().filter(|c| !c.is_hide_set()) {
             let page = dir.path().join(format!("compose-{}.1", verb.get_name()));
             assert!(page.is_file(), "{}", page.display());
         }
         assert!(dir.path().join("compose.1").is_file());
-        assert!(!dir.path().join("compose-__man.1").exists());
+        assert!(dir.path().join("compose-nodes-add.1").is_file());
+    }
+
+    #[test]
+    fn completions_offer_verbs_but_not_the_man_writer() {
+        let mut cmd = super::super::Cli::command();
+        let mut script = Vec::new();
+        clap_complete::generate(Shell::Bash, &mut cmd, "compose", &mut script);
+        let script = String::from_utf8(script).unwrap();
+        assert!(script.contains("build"));
+        assert!(!script.contains(MAN_VERB));
     }
 }

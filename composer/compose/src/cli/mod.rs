@@ -102,14 +102,28 @@ enum Command {
     Nodes(nodes::Args),
     Exec(exec::Args),
     Completions(completions::Args),
-    /// Write the man pages (used by ci/package).
-    #[command(name = "__man", hide = true)]
-    Man(completions::ManArgs),
 }
 
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
-    let result = match cli.command {
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    // `compose __man DIR` (ci/package) is not a clap verb: clap_complete
+    // would offer even a hidden one in the completion scripts.
+    let result = if args.get(1).is_some_and(|a| a == completions::MAN_VERB) {
+        completions::run_man(&args[2..])
+    } else {
+        run(Cli::parse_from(args))
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("compose: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
         Command::Build(a) => build::run(&cli.store, a),
         Command::BootTest(a) => boottest::run(&cli.store, a),
         Command::Snapshots(a) => snapshots::run(&cli.store, a),
@@ -125,14 +139,6 @@ pub fn main() -> ExitCode {
         Command::Nodes(a) => nodes::run(&cli.root, a),
         Command::Exec(a) => exec::run_cli(&cli.root, a),
         Command::Completions(a) => completions::run(a),
-        Command::Man(a) => completions::run_man(a),
-    };
-    match result {
-        Ok(code) => code,
-        Err(e) => {
-            eprintln!("compose: error: {e:#}");
-            ExitCode::FAILURE
-        }
     }
 }
 
