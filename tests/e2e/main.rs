@@ -6,6 +6,7 @@
 mod attack;
 mod boot;
 mod build;
+mod package;
 mod publish;
 mod serve;
 

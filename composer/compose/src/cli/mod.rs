@@ -3,6 +3,7 @@
 mod boottest;
 mod build;
 mod check;
+mod completions;
 mod diff;
 mod exec;
 mod fsck;
@@ -50,8 +51,17 @@ Typical session:
     compose status
     compose rollback hpc-node";
 
+/// `0.1.0 (1a2b3c4)`: the commit comes from build.rs (`unknown commit`
+/// outside a git checkout), so a bug report names the exact source.
+const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (",
+    env!("COMPOSE_GIT_COMMIT"),
+    ")"
+);
+
 #[derive(Parser)]
-#[command(name = "compose", version, about = ABOUT, long_about = LONG_ABOUT)]
+#[command(name = "compose", version = VERSION, about = ABOUT, long_about = LONG_ABOUT)]
 pub struct Cli {
     /// The image store (an OCI image layout).
     #[arg(
@@ -91,11 +101,29 @@ enum Command {
     Status(status::Args),
     Nodes(nodes::Args),
     Exec(exec::Args),
+    Completions(completions::Args),
 }
 
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
-    let result = match cli.command {
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    // `compose __man DIR` (ci/package) is not a clap verb: clap_complete
+    // would offer even a hidden one in the completion scripts.
+    let result = if args.get(1).is_some_and(|a| a == completions::MAN_VERB) {
+        completions::run_man(&args[2..])
+    } else {
+        run(Cli::parse_from(args))
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("compose: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
         Command::Build(a) => build::run(&cli.store, a),
         Command::BootTest(a) => boottest::run(&cli.store, a),
         Command::Snapshots(a) => snapshots::run(&cli.store, a),
@@ -110,13 +138,7 @@ pub fn main() -> ExitCode {
         Command::Status(a) => status::run(&cli.root, a),
         Command::Nodes(a) => nodes::run(&cli.root, a),
         Command::Exec(a) => exec::run_cli(&cli.root, a),
-    };
-    match result {
-        Ok(code) => code,
-        Err(e) => {
-            eprintln!("compose: error: {e:#}");
-            ExitCode::FAILURE
-        }
+        Command::Completions(a) => completions::run(a),
     }
 }
 
