@@ -76,7 +76,16 @@ impl Tree {
     /// Opens the tree, creating its layout if needed.
     pub fn open(path: impl Into<PathBuf>) -> Result<Tree> {
         let path: PathBuf = path.into();
-        for sub in ["roots", "chains", "images", "tmp", "tftp/pxelinux.cfg"] {
+        // state/ too: compose serve writes its boot record there under a
+        // read-only tree (the unit's ProtectSystem=strict).
+        for sub in [
+            "roots",
+            "chains",
+            "images",
+            "tmp",
+            "state",
+            "tftp/pxelinux.cfg",
+        ] {
             fs::create_dir_all(path.join(sub))
                 .with_context(|| format!("creating {}", path.join(sub).display()))?;
         }
