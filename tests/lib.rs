@@ -129,7 +129,7 @@ pub fn store_state(store: &Path) -> BTreeMap<String, (u64, Vec<u8>)> {
     out
 }
 
-/// This test process's scratch directory, /var/tmp/compose-e2e/<pid>.
+/// This test process's scratch directory, `/var/tmp/compose-e2e/<pid>`.
 /// Shared fixtures live in statics, which are never dropped, so instead of
 /// temp dirs each run sweeps the directories of runs that have ended.
 pub fn run_dir() -> PathBuf {

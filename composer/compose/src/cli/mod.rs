@@ -1,4 +1,9 @@
 //! One file per verb. Data goes to stdout, progress and errors to stderr.
+//!
+//! The doc comments of the argument structs are `--help` text and man pages
+//! (clap), written for a terminal: `<digest>` and `[[node]]` there are not
+//! HTML or intra-doc links.
+#![allow(rustdoc::invalid_html_tags, rustdoc::broken_intra_doc_links)]
 
 mod boottest;
 mod build;

@@ -19,8 +19,8 @@ use std::fs;
 use std::os::unix::fs::{chown, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-/// OCI ChainIDs of every prefix: chain[0] = diff_id[0],
-/// chain[i] = sha256(chain[i-1] + " " + diff_id[i]).
+/// OCI ChainIDs of every prefix: `chain[0] = diff_id[0]`,
+/// `chain[i] = sha256(chain[i-1] + " " + diff_id[i])`.
 pub fn chain_ids(layers: &[LayerDigest]) -> Vec<Digest> {
     let mut out: Vec<Digest> = Vec::with_capacity(layers.len());
     for layer in layers {

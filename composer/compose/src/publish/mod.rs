@@ -52,7 +52,7 @@ pub const EFI_X64_LOADER: &str = "syslinux.efi";
 /// The tree's directories only root may enter (see [`Tree::open`]).
 pub const PRIVATE_DIRS: [&str; 3] = ["roots", "chains", "tmp"];
 
-/// One published generation of an image (images/<image>/gen/<N>/generation.json).
+/// One published generation of an image (`images/<image>/gen/<N>/generation.json`).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Generation {
     pub image: String,
