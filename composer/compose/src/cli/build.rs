@@ -3,11 +3,14 @@
 use super::{human_size, load_recipe, short_digest};
 use anyhow::Result;
 use compose_store::Store;
-use composer::build::{build, BuildOptions, LayerReport, Progress};
+use composer::build::{build, Activity, BuildOptions, LayerReport, Progress};
 use composer::plan::{plan, PlannedLayer, Tools};
 use composer::verify::verify;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::Duration;
 
 /// Build a recipe into a snapshot.
 ///
@@ -16,7 +19,8 @@ use std::process::ExitCode;
 /// (an OCI manifest whose digest is the snapshot id) and tags it with the
 /// image name. A second build of an unchanged recipe is all cache hits.
 /// Needs root (bootstrap and chroot). Progress goes to stderr: each layer
-/// with hit/miss, digest, size and time.
+/// with hit/miss, digest, size and time; on a terminal, a live bar or
+/// spinner for the layer being built (bootstrap phase, step, packing).
 #[derive(clap::Args)]
 #[command(verbatim_doc_comment)]
 pub struct Args {
@@ -36,24 +40,158 @@ pub struct Args {
     /// logged and its tail shown on failure).
     #[arg(long, short)]
     verbose: bool,
+    /// Print nothing on stderr but errors.
+    #[arg(long, short, conflicts_with = "verbose")]
+    quiet: bool,
 }
 
-/// One progress line per layer on stderr (also used by boot-test).
-pub(super) struct Printer;
+/// How build progress is shown on stderr.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Output {
+    /// Nothing (`--quiet`).
+    Quiet,
+    /// One line per layer: the format scripts and e2e tests read.
+    Plain,
+    /// The same lines, with a live bar or spinner for the layer being built.
+    Bars,
+}
+
+impl Output {
+    /// Bars only on a terminal, and not when `--json` asks for a script's
+    /// output or `--verbose` streams tool output that a bar would garble.
+    pub(super) fn detect(quiet: bool, json: bool, verbose: bool) -> Output {
+        if quiet {
+            Output::Quiet
+        } else if json || verbose || !std::io::stderr().is_terminal() {
+            Output::Plain
+        } else {
+            Output::Bars
+        }
+    }
+}
+
+/// What the live bar shows now, so its style is set only on a change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Look {
+    Spinner,
+    Count,
+    Bytes,
+}
+
+impl Look {
+    fn style(self) -> ProgressStyle {
+        let template = match self {
+            Look::Spinner => "{prefix} {spinner:.green} {msg}  {elapsed}",
+            Look::Count => "{prefix} {msg} [{bar:24.cyan/blue}] {percent:>3}%  {elapsed}",
+            Look::Bytes => {
+                "{prefix} {msg} [{bar:24.cyan/blue}] {binary_bytes}/~{binary_total_bytes}  {elapsed}"
+            }
+        };
+        // The templates are constants, checked by a test.
+        ProgressStyle::with_template(template)
+            .expect("valid progress template")
+            .progress_chars("=> ")
+    }
+}
+
+/// Shows build progress on stderr (also used by boot-test).
+pub(super) struct Printer {
+    output: Output,
+    /// The live bar of the layer being built (`Output::Bars` only).
+    bar: Option<(ProgressBar, Look)>,
+}
+
+impl Printer {
+    pub(super) fn new(output: Output) -> Printer {
+        Printer { output, bar: None }
+    }
+
+    /// Points the live bar at `look` (restyling it only on a change).
+    fn look(&mut self, look: Look) -> Option<&ProgressBar> {
+        let (bar, current) = self.bar.as_mut()?;
+        if *current != look {
+            bar.set_style(look.style());
+            if look == Look::Spinner {
+                bar.unset_length();
+            }
+            *current = look;
+        }
+        Some(bar)
+    }
+}
 
 impl Progress for Printer {
     fn layer_started(&mut self, index: usize, total: usize, layer: &PlannedLayer, cached: bool) {
-        if !cached {
-            eprintln!(
+        if cached {
+            return;
+        }
+        match self.output {
+            Output::Quiet => {}
+            Output::Plain => eprintln!(
                 "[{}/{total}] {:<16} miss  building: {}",
                 index + 1,
                 layer.name,
                 layer.created_by
-            );
+            ),
+            Output::Bars => {
+                let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr())
+                    .with_style(Look::Spinner.style())
+                    .with_prefix(format!("[{}/{total}] {:<16}", index + 1, layer.name))
+                    .with_message("starting");
+                // Ticks from its own thread: the spinner and elapsed time
+                // move while a tool runs silently.
+                bar.enable_steady_tick(Duration::from_millis(120));
+                self.bar = Some((bar, Look::Spinner));
+            }
+        }
+    }
+
+    fn activity(&mut self, activity: &Activity) {
+        match activity {
+            Activity::Bootstrap(s) => match s.total {
+                Some(total) => {
+                    if let Some(bar) = self.look(Look::Count) {
+                        bar.set_length(total);
+                        bar.set_position(s.done);
+                        bar.set_message(s.phase.clone());
+                    }
+                }
+                None => {
+                    if let Some(bar) = self.look(Look::Spinner) {
+                        bar.set_message(match s.done {
+                            0 => s.phase.clone(),
+                            n => format!("{} ({n})", s.phase),
+                        });
+                    }
+                }
+            },
+            Activity::Step { index, steps, kind } => {
+                if let Some(bar) = self.look(Look::Spinner) {
+                    bar.set_message(format!("step {}/{steps}: {kind}", index + 1));
+                }
+            }
+            Activity::Scanning => {
+                if let Some(bar) = self.look(Look::Spinner) {
+                    bar.set_message("scanning for changes");
+                }
+            }
+            Activity::Packing { written, estimate } => {
+                if let Some(bar) = self.look(Look::Bytes) {
+                    bar.set_length((*estimate).max(*written));
+                    bar.set_position(*written);
+                    bar.set_message("packing");
+                }
+            }
         }
     }
 
     fn layer_finished(&mut self, total: usize, r: &LayerReport) {
+        if let Some((bar, _)) = self.bar.take() {
+            bar.finish_and_clear();
+        }
+        if self.output == Output::Quiet {
+            return;
+        }
         let short = short_digest(&r.digest);
         let verb = if r.cache == "hit" { "hit " } else { "done" };
         let pack = if r.cache == "hit" {
@@ -68,6 +206,16 @@ impl Progress for Printer {
             human_size(r.size),
             r.seconds
         );
+    }
+}
+
+impl Drop for Printer {
+    /// A build that failed leaves its bar on screen, showing where, above
+    /// the error.
+    fn drop(&mut self) {
+        if let Some((bar, _)) = self.bar.take() {
+            bar.abandon();
+        }
     }
 }
 
@@ -86,7 +234,8 @@ pub(super) fn build_recipe(
         plan.layers.len(),
         store.root().display()
     );
-    build(&store, &plan, &BuildOptions::default(), &mut Printer)
+    let mut printer = Printer::new(Output::detect(false, false, false));
+    build(&store, &plan, &BuildOptions::default(), &mut printer)
 }
 
 pub fn run(store_path: &Path, args: Args) -> Result<ExitCode> {
@@ -97,13 +246,17 @@ pub fn run(store_path: &Path, args: Args) -> Result<ExitCode> {
     )?;
     let plan = plan(&recipe, Tools::detect())?;
     let store = Store::open(store_path)?;
-    let mut printer = Printer;
-    eprintln!(
-        "compose: building {} ({} layers) in {}",
-        plan.image,
-        plan.layers.len(),
-        store.root().display()
-    );
+    let output = Output::detect(args.quiet, args.json, args.verbose);
+    let mut printer = Printer::new(output);
+    let say = output != Output::Quiet;
+    if say {
+        eprintln!(
+            "compose: building {} ({} layers) in {}",
+            plan.image,
+            plan.layers.len(),
+            store.root().display()
+        );
+    }
     if args.verify {
         let report = verify(&store, &plan, args.verbose, &mut printer)?;
         if args.json {
@@ -122,10 +275,12 @@ pub fn run(store_path: &Path, args: Args) -> Result<ExitCode> {
             }
             return Ok(ExitCode::from(3));
         }
-        eprintln!(
-            "compose: reproducible: both builds gave {} (tagged {})",
-            report.first.snapshot, plan.image
-        );
+        if say {
+            eprintln!(
+                "compose: reproducible: both builds gave {} (tagged {})",
+                report.first.snapshot, plan.image
+            );
+        }
         return Ok(ExitCode::SUCCESS);
     }
     let opts = BuildOptions {
@@ -134,15 +289,36 @@ pub fn run(store_path: &Path, args: Args) -> Result<ExitCode> {
     };
     let report = build(&store, &plan, &opts, &mut printer)?;
     let hits = report.layers.iter().filter(|l| l.cache == "hit").count();
-    eprintln!(
-        "compose: snapshot {} tagged {} ({hits} cached, {} built, {:.1}s)",
-        report.snapshot,
-        report.image,
-        report.layers.len() - hits,
-        report.seconds
-    );
+    if say {
+        eprintln!(
+            "compose: snapshot {} tagged {} ({hits} cached, {} built, {:.1}s)",
+            report.snapshot,
+            report.image,
+            report.layers.len() - hits,
+            report.seconds
+        );
+    }
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     }
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bar_templates_parse() {
+        for look in [Look::Spinner, Look::Count, Look::Bytes] {
+            look.style();
+        }
+    }
+
+    #[test]
+    fn quiet_wins_and_scripts_get_plain_lines() {
+        assert_eq!(Output::detect(true, true, false), Output::Quiet);
+        assert_eq!(Output::detect(false, true, false), Output::Plain);
+        assert_eq!(Output::detect(false, false, true), Output::Plain);
+    }
 }
