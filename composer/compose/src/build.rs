@@ -59,6 +59,9 @@ impl BuildReport {
 /// `layer_finished`. Meant for display: counts may stop short of their total.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Activity {
+    /// Extracting the cached `layers` below this one into the working root
+    /// (the first miss after cache hits).
+    Extracting { layers: usize },
     /// The base bootstrap, as its output tells.
     Bootstrap(BootstrapStatus),
     /// Step `index` (from 0) of `steps` runs; `kind` as in recipes
@@ -138,6 +141,11 @@ pub fn build_locked(
                 (c, true, 0.0)
             }
             None => {
+                if !pending.is_empty() {
+                    progress.activity(&Activity::Extracting {
+                        layers: pending.len(),
+                    });
+                }
                 materialize(store, &root, &mut pending)?;
                 let (c, pack) = run_layer(store, plan, layer, &root, work.path(), opts, progress)
                     .with_context(|| {

@@ -82,9 +82,14 @@ impl Look {
     fn style(self) -> ProgressStyle {
         let template = match self {
             Look::Spinner => "{prefix} {spinner:.green} {msg}  {elapsed}",
-            Look::Count => "{prefix} {msg} [{bar:24.cyan/blue}] {percent:>3}%  {elapsed}",
+            // A spinner too: the last package's triggers (initramfs) can
+            // hold a bar at 99% for a while.
+            Look::Count => {
+                "{prefix} {spinner:.green} {msg} [{bar:24.cyan/blue}] {percent:>3}%  {elapsed}"
+            }
             Look::Bytes => {
-                "{prefix} {msg} [{bar:24.cyan/blue}] {binary_bytes}/~{binary_total_bytes}  {elapsed}"
+                "{prefix} {spinner:.green} {msg} [{bar:24.cyan/blue}] \
+                 {binary_bytes}/~{binary_total_bytes}  {elapsed}"
             }
         };
         // The templates are constants, checked by a test.
@@ -106,17 +111,30 @@ impl Printer {
         Printer { output, bar: None }
     }
 
-    /// Points the live bar at `look` (restyling it only on a change).
-    fn look(&mut self, look: Look) -> Option<&ProgressBar> {
-        let (bar, current) = self.bar.as_mut()?;
-        if *current != look {
+    /// Shows `msg` on the live bar, with `(position, length)` as a bar or,
+    /// without, as a spinner. Each setter may redraw: the order keeps every
+    /// frame consistent (no bar at the last phase's position, no message of
+    /// the last phase with the new numbers).
+    fn show(&mut self, look: Look, msg: String, numbers: Option<(u64, u64)>) {
+        let Some((bar, current)) = self.bar.as_mut() else {
+            return;
+        };
+        let restyle = *current != look;
+        *current = look;
+        if restyle && numbers.is_none() {
             bar.set_style(look.style());
-            if look == Look::Spinner {
-                bar.unset_length();
-            }
-            *current = look;
         }
-        Some(bar)
+        bar.set_message(msg);
+        match numbers {
+            Some((position, length)) => {
+                bar.set_length(length);
+                bar.set_position(position);
+            }
+            None => bar.unset_length(),
+        }
+        if restyle && numbers.is_some() {
+            bar.set_style(look.style());
+        }
     }
 }
 
@@ -147,41 +165,33 @@ impl Progress for Printer {
     }
 
     fn activity(&mut self, activity: &Activity) {
+        if self.bar.is_none() {
+            return;
+        }
         match activity {
             Activity::Bootstrap(s) => match s.total {
-                Some(total) => {
-                    if let Some(bar) = self.look(Look::Count) {
-                        bar.set_length(total);
-                        bar.set_position(s.done);
-                        bar.set_message(s.phase.clone());
-                    }
+                Some(total) => self.show(Look::Count, s.phase.clone(), Some((s.done, total))),
+                None if s.done > 0 => {
+                    self.show(Look::Spinner, format!("{} ({})", s.phase, s.done), None)
                 }
-                None => {
-                    if let Some(bar) = self.look(Look::Spinner) {
-                        bar.set_message(match s.done {
-                            0 => s.phase.clone(),
-                            n => format!("{} ({n})", s.phase),
-                        });
-                    }
-                }
+                None => self.show(Look::Spinner, s.phase.clone(), None),
             },
-            Activity::Step { index, steps, kind } => {
-                if let Some(bar) = self.look(Look::Spinner) {
-                    bar.set_message(format!("step {}/{steps}: {kind}", index + 1));
-                }
-            }
-            Activity::Scanning => {
-                if let Some(bar) = self.look(Look::Spinner) {
-                    bar.set_message("scanning for changes");
-                }
-            }
-            Activity::Packing { written, estimate } => {
-                if let Some(bar) = self.look(Look::Bytes) {
-                    bar.set_length((*estimate).max(*written));
-                    bar.set_position(*written);
-                    bar.set_message("packing");
-                }
-            }
+            Activity::Step { index, steps, kind } => self.show(
+                Look::Spinner,
+                format!("step {}/{steps}: {kind}", index + 1),
+                None,
+            ),
+            Activity::Extracting { layers } => self.show(
+                Look::Spinner,
+                format!("extracting {layers} cached layer(s) below it"),
+                None,
+            ),
+            Activity::Scanning => self.show(Look::Spinner, "scanning for changes".into(), None),
+            Activity::Packing { written, estimate } => self.show(
+                Look::Bytes,
+                "packing".into(),
+                Some((*written, (*estimate).max(*written))),
+            ),
         }
     }
 
@@ -215,6 +225,8 @@ impl Drop for Printer {
     fn drop(&mut self) {
         if let Some((bar, _)) = self.bar.take() {
             bar.abandon();
+            // The bar leaves the cursor at the end of its line.
+            eprintln!();
         }
     }
 }

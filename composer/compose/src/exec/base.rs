@@ -60,7 +60,12 @@ impl BootstrapParser {
     /// Feeds one line; returns the new status when the line changed it.
     pub fn line(&mut self, line: &str) -> Option<BootstrapStatus> {
         let line = line.trim_end();
-        if let Some(info) = line.strip_prefix("I: ") {
+        // While apt or dpkg runs, an `I:` line without mmdebstrap's "..." is
+        // theirs (the kernel's postinst: "I: /vmlinuz is now a symlink").
+        let phase = line
+            .strip_prefix("I: ")
+            .filter(|_| self.counting == Counting::Nothing || line.ends_with("..."));
+        if let Some(info) = phase {
             if self.counting == Counting::Fetches {
                 self.fetched = self.done;
             }
@@ -295,6 +300,7 @@ The following NEW packages will be installed:
 Get:1 http://deb.debian.org/debian bookworm/main amd64 libcom-err2 amd64 1.47.0-2+b2 [20.0 kB]
 Unpacking zstd (1.5.4+dfsg2-5) ...
 Setting up zstd (1.5.4+dfsg2-5) ...
+I: /initrd.img is now a symlink to boot/initrd.img-6.1.0-50-amd64
 Unpacking apt (2.6.1) ...
 Setting up apt (2.6.1) ...
 Processing triggers for libc-bin (2.36-9+deb12u14) ...
