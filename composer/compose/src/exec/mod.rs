@@ -11,7 +11,7 @@ mod packages;
 mod script;
 mod system;
 
-pub use base::run_base;
+pub use base::{run_base, BootstrapParser, BootstrapStatus};
 
 use anyhow::Result;
 use compose_recipe::Step;
