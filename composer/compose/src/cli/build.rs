@@ -72,14 +72,14 @@ impl Output {
 
 /// What the live bar shows now, so its style is set only on a change.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Look {
+pub(super) enum Look {
     Spinner,
     Count,
     Bytes,
 }
 
 impl Look {
-    fn style(self) -> ProgressStyle {
+    pub(super) fn style(self) -> ProgressStyle {
         let template = match self {
             Look::Spinner => "{prefix} {spinner:.green} {msg}  {elapsed}",
             // A spinner too: the last package's triggers (initramfs) can

@@ -3,7 +3,9 @@
 use anyhow::{Context, Result};
 use compose_cluster::InventoryFile;
 use compose_store::Store;
-use composer::publish::{publish, PublishOptions, Tree};
+use composer::publish::{materialize::Extracting, publish_with, PublishOptions, Tree};
+use indicatif::{ProgressBar, ProgressDrawTarget};
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -88,7 +90,30 @@ pub fn run(store_path: &Path, root: &Path, args: Args) -> Result<ExitCode> {
         cmdline: args.cmdline,
         no_switch: canary.is_some(),
     };
-    let report = publish(&store, &tree, &snap, &opts)?;
+    // A bar per extracted layer on a terminal; otherwise (and with --json)
+    // only the summary line below.
+    let bars = !args.json && std::io::stderr().is_terminal();
+    let mut bar: Option<ProgressBar> = None;
+    let mut on_progress = |e: Extracting| {
+        if !bars {
+            return;
+        }
+        let b = bar.get_or_insert_with(|| {
+            ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr())
+                .with_style(super::build::Look::Bytes.style())
+        });
+        // Position first: a new layer's first report never shows the last
+        // layer's position against the new length.
+        b.set_position(e.bytes);
+        b.set_length(e.total.max(e.bytes));
+        b.set_prefix(format!("[{}/{}] extracting", e.layer, e.layers));
+        b.set_message("layer");
+    };
+    let report = publish_with(&store, &tree, &snap, &opts, &mut on_progress);
+    if let Some(b) = bar.take() {
+        b.finish_and_clear();
+    }
+    let report = report?;
     let g = &report.generation;
     if report.unchanged {
         eprintln!(

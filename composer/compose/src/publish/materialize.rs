@@ -48,8 +48,54 @@ pub struct Materialized {
     pub layers_applied: usize,
 }
 
+/// How far the extraction of a new root is, for a progress display.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Extracting {
+    /// 1-based, of `layers` (the ones extracted, after any checkpoint).
+    pub layer: usize,
+    pub layers: usize,
+    /// Bytes of this layer's tar read so far, of `total`.
+    pub bytes: u64,
+    pub total: u64,
+}
+
+/// Reports at most every this many bytes (and at each layer's end).
+const REPORT_EVERY: u64 = 4 << 20;
+
+/// A layer's tar as it is read, reporting its progress.
+struct Counting<'a, R> {
+    inner: R,
+    at: Extracting,
+    reported: u64,
+    progress: &'a mut dyn FnMut(Extracting),
+}
+
+impl<R: std::io::Read> std::io::Read for Counting<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.at.bytes += n as u64;
+        if self.at.bytes - self.reported >= REPORT_EVERY
+            || (n == 0 && self.at.bytes != self.reported)
+        {
+            self.reported = self.at.bytes;
+            (self.progress)(self.at);
+        }
+        Ok(n)
+    }
+}
+
 /// `ROOT/roots/<hex>` for `snapshot`, building it if needed.
 pub fn ensure_root(store: &Store, tree: &Path, snapshot: &SnapshotId) -> Result<Materialized> {
+    ensure_root_with(store, tree, snapshot, &mut |_| {})
+}
+
+/// [`ensure_root`], telling `progress` how the extraction goes.
+pub fn ensure_root_with(
+    store: &Store,
+    tree: &Path,
+    snapshot: &SnapshotId,
+    progress: &mut dyn FnMut(Extracting),
+) -> Result<Materialized> {
     let dst = tree.join("roots").join(snapshot.digest().hex());
     if dst.is_dir() {
         return Ok(Materialized {
@@ -86,7 +132,19 @@ pub fn ensure_root(store: &Store, tree: &Path, snapshot: &SnapshotId) -> Result<
     let mut new_checkpoints = Vec::new();
     for i in start..n {
         let blob = store.open_blob(&layers[i].digest())?;
-        apply_layer(&work, std::io::BufReader::with_capacity(1 << 20, blob))
+        let total = blob.metadata().map(|m| m.len()).unwrap_or(0);
+        let counting = Counting {
+            inner: blob,
+            at: Extracting {
+                layer: i - start + 1,
+                layers: n - start,
+                bytes: 0,
+                total,
+            },
+            reported: 0,
+            progress: &mut *progress,
+        };
+        apply_layer(&work, std::io::BufReader::with_capacity(1 << 20, counting))
             .with_context(|| format!("extracting layer {} ({}) of {snapshot}", i + 1, layers[i]))?;
         compose_store::fault_point("publish:mid-extract");
         let prefix = i + 1;

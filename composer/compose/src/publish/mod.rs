@@ -261,6 +261,18 @@ pub fn publish(
     snap: &SnapshotInfo,
     opts: &PublishOptions,
 ) -> Result<PublishReport> {
+    publish_with(store, tree, snap, opts, &mut |_| {})
+}
+
+/// [`publish`], telling `progress` how the root's extraction goes (only
+/// a snapshot with no root yet extracts anything).
+pub fn publish_with(
+    store: &Store,
+    tree: &Tree,
+    snap: &SnapshotInfo,
+    opts: &PublishOptions,
+    progress: &mut dyn FnMut(materialize::Extracting),
+) -> Result<PublishReport> {
     let started = Instant::now();
     boot::refuse_test_shell(&opts.cmdline, "--cmdline")?;
     let _lock = tree.lock()?;
@@ -284,7 +296,7 @@ pub fn publish(
             seconds: started.elapsed().as_secs_f64(),
         });
     }
-    let mat = materialize::ensure_root(store, &tree.path, &snap.id)?;
+    let mat = materialize::ensure_root_with(store, &tree.path, &snap.id, progress)?;
     // Everything read out of the root resolves inside it: the image's
     // symlinks never reach the build host's files.
     let image_root = ImageRoot::open(&mat.root)?;
