@@ -13,7 +13,9 @@ use hyper::{Method, Request, Response, StatusCode};
 use tokio::sync::mpsc::UnboundedSender;
 
 use crate::body::{FileStream, Report, ResponseBody};
-use crate::confine::{self, refuse, Confinement, Opened, Refusal};
+use compose_confine::Confinement;
+
+use crate::confine::{self, refuse, Opened, Refusal};
 use crate::metrics::Metrics;
 use crate::path::{parse_path, CacheClass};
 use crate::range::{parse_range, RangeSpec};
@@ -166,7 +168,7 @@ impl Handler {
                 Err(r) => return self.refused(peer, raw, r),
             }
         } else {
-            match self.confinement.open_file(&rel) {
+            match confine::open_file(&self.confinement, &rel) {
                 Ok(o) => (o, CacheClass::of(&rel)),
                 Err(r) => return self.refused(peer, raw, r),
             }

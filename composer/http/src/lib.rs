@@ -4,8 +4,9 @@
 //!
 //! - [`path`]: strict, single percent-decoding into a relative path (pure).
 //! - `range.rs`: the Range header (pure).
-//! - `confine.rs`: openat2(RESOLVE_BENEATH) under the publish tree, an
-//!   allow-list of served directories, world-readable regular files only.
+//! - `confine.rs`: statuses, ETags and private files around compose-confine
+//!   (openat2(RESOLVE_BENEATH) under the publish tree, an allow-list of
+//!   served directories, world-readable regular files only).
 //! - `handler.rs`: one request to one response; per-client private files
 //!   ([`PrivateFiles`]) and the `/status.json` and `/metrics` hooks.
 //! - [`HttpServer`] / [`serve`]: the accept loop with connection caps and

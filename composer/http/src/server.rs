@@ -16,7 +16,9 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc::UnboundedSender;
 use tokio::task::JoinSet;
 
-use crate::confine::Confinement;
+use compose_confine::Confinement;
+
+use crate::confine::open_confinement;
 use crate::deadline::DeadlineIo;
 use crate::handler::{Handler, Hook, PrivateFiles};
 use crate::metrics::Metrics;
@@ -102,7 +104,7 @@ impl HttpServer {
     pub async fn bind(cfg: HttpConfig) -> Result<(HttpServer, SocketAddr), HttpError> {
         cfg.validate()?;
         let confinement =
-            Confinement::open(&cfg.root, &cfg.confine, &cfg.allow).map_err(|source| {
+            open_confinement(&cfg.root, &cfg.confine, &cfg.allow).map_err(|source| {
                 HttpError::Io {
                     context: format!(
                         "opening HTTP root {} (confined to {})",
@@ -136,15 +138,9 @@ impl HttpServer {
     /// Accepts connections arriving on `interface` only (SO_BINDTODEVICE;
     /// needs CAP_NET_RAW).
     pub fn bind_to_device(&self, interface: &str) -> Result<(), HttpError> {
-        use nix::sys::socket::{setsockopt, sockopt::BindToDevice};
-        setsockopt(
-            &self.listener,
-            BindToDevice,
-            &std::ffi::OsString::from(interface),
-        )
-        .map_err(|e| HttpError::Io {
+        compose_netrt::bind_to_device(&self.listener, interface).map_err(|source| HttpError::Io {
             context: format!("binding the HTTP socket to interface {interface}"),
-            source: e.into(),
+            source,
         })
     }
 

@@ -21,7 +21,6 @@ mod fs;
 mod fuzz;
 mod limit;
 pub mod perm;
-mod pool;
 mod proto;
 pub mod rpc;
 mod server;

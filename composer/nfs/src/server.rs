@@ -1,5 +1,5 @@
 //! The TCP loop: one listener, one task per connection on a per-CPU thread
-//! (pool.rs); READs that cannot block answered by the connection itself
+//! (compose-netrt's `Pool`); READs that cannot block answered by the connection itself
 //! (fast.rs), other calls concurrently on the blocking pool (file-system
 //! calls block); replies written back in completion order (RPC matches
 //! them by xid) by writer.rs.
@@ -17,12 +17,18 @@ use tokio::sync::mpsc::{self, UnboundedSender};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
+use compose_netrt::Pool;
+
 use crate::limit::{Admission, Limits, Ticket, IN_FLIGHT};
-use crate::pool::Pool;
 use crate::proto::{Ctx, RTMAX};
 use crate::rpc::{fragment_header, Reassembler, MAX_RECORD};
 use crate::writer::{write_replies, Queued};
 use crate::{Export, ExportSource, NfsConfig, NfsError, NfsEvent, Source, NFS_PROG};
+
+/// Blocking-pool threads (file-system calls) per connection thread: tokio's
+/// default, 512 a runtime, let a flood of calls spawn that many threads (and
+/// their stacks). Calls beyond these wait their turn.
+const BLOCKING_THREADS: usize = 8;
 
 /// A bound server; [`NfsServer::run`] serves it.
 pub struct NfsServer {
@@ -66,15 +72,9 @@ impl NfsServer {
     /// came in on, so binding the boot address alone would still let a
     /// host on another network route to it through its own interface.
     pub fn bind_to_device(&self, interface: &str) -> Result<(), NfsError> {
-        use nix::sys::socket::{setsockopt, sockopt::BindToDevice};
-        setsockopt(
-            &self.listener,
-            BindToDevice,
-            &std::ffi::OsString::from(interface),
-        )
-        .map_err(|e| NfsError::Bind {
+        compose_netrt::bind_to_device(&self.listener, interface).map_err(|source| NfsError::Bind {
             addr: self.local_addr(),
-            source: e.into(),
+            source,
         })
     }
 
@@ -94,7 +94,7 @@ impl NfsServer {
         let port = self.local_addr().port();
         let ctx = Arc::new(Ctx::new(self.source, port, events.clone()));
         let mut conns = JoinSet::new();
-        let pool = Pool::start().unwrap_or_else(|e| {
+        let pool = Pool::start("nfs", Some(BLOCKING_THREADS)).unwrap_or_else(|e| {
             let message =
                 format!("starting connection threads: {e}; serving on the caller's runtime");
             let _ = events.send(NfsEvent::Error {
@@ -134,7 +134,8 @@ impl NfsServer {
                             Ok(stream) => {
                                 let budgets = (Arc::clone(&limits), Arc::clone(&replies));
                                 let conn = connection(Arc::clone(&ctx), budgets, stream, peer, ticket);
-                                pool.spawn(&mut conns, conn)
+                                // Shutdown aborts it through `conns`.
+                                let _ = pool.spawn(&mut conns, conn);
                             }
                             Err(e) => {
                                 let _ = events.send(NfsEvent::Error { peer: Some(peer), message: format!("accept: {e}") });

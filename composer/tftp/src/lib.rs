@@ -3,16 +3,16 @@
 //! - [`packet`]: the pure codec (parse/encode, no I/O).
 //! - [`TftpServer`] / [`serve`]: a thin async loop; every transfer runs in
 //!   its own task on its own ephemeral socket (TID), on a small pool of
-//!   single-threaded runtimes (`pool.rs` says why).
+//!   single-threaded runtimes (compose-netrt's `Pool` says why).
 //! - Paths are resolved with openat2(RESOLVE_BENEATH) under
-//!   [`TftpConfig::confine`]; see `confine.rs` for the policy.
+//!   [`TftpConfig::confine`]; compose-confine owns the policy, `confine.rs`
+//!   the request names and the ERROR codes.
 //!
 //! The library never prints: it reports [`TftpEvent`]s through a channel and
 //! the caller decides what to log.
 
 mod confine;
 pub mod packet;
-mod pool;
 mod server;
 mod slots;
 mod transfer;

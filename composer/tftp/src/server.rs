@@ -11,9 +11,11 @@ use tokio::net::UdpSocket;
 use tokio::sync::mpsc::UnboundedSender;
 use tokio::task::JoinSet;
 
-use crate::confine::Confinement;
+use compose_confine::Confinement;
+use compose_netrt::Pool;
+
+use crate::confine;
 use crate::packet::{self, error_packet, ErrorCode, Packet};
-use crate::pool::Pool;
 use crate::slots::{Busy, Slots};
 use crate::transfer::{self, MAX_BLKSIZE, MIN_BLKSIZE};
 use crate::{TftpError, TftpEvent};
@@ -140,7 +142,7 @@ impl TftpServer {
     /// Validates `cfg`, opens the confinement directory and binds the socket.
     pub async fn bind(cfg: TftpConfig) -> Result<(TftpServer, SocketAddr), TftpError> {
         cfg.validate()?;
-        let confinement = Confinement::open(
+        let confinement = confine::open_confinement(
             &cfg.root,
             &cfg.confine,
             &cfg.subtrees,
@@ -180,15 +182,9 @@ impl TftpServer {
     /// came in on, so a host on another network could route requests to the
     /// boot address through its own interface.
     pub fn bind_to_device(&self, interface: &str) -> Result<(), TftpError> {
-        use nix::sys::socket::{setsockopt, sockopt::BindToDevice};
-        setsockopt(
-            &self.socket,
-            BindToDevice,
-            &std::ffi::OsString::from(interface),
-        )
-        .map_err(|e| TftpError::Io {
+        compose_netrt::bind_to_device(&self.socket, interface).map_err(|source| TftpError::Io {
             context: format!("binding the TFTP socket to interface {interface}"),
-            source: e.into(),
+            source,
         })
     }
 
@@ -210,7 +206,7 @@ impl TftpServer {
             confinement,
             events,
         });
-        let pool = Pool::start().map_err(|source| TftpError::Io {
+        let pool = Pool::start("tftp", None).map_err(|source| TftpError::Io {
             context: "starting the TFTP transfer threads".into(),
             source,
         })?;
@@ -325,9 +321,7 @@ async fn dispatch(
             }
         }
     });
-    if let Some(h) = abort {
-        slots.set_abort(id, h);
-    }
+    slots.set_abort(id, abort);
 }
 
 /// Binds and serves in one call (production: nobody needs the port first).

@@ -15,7 +15,7 @@ use std::time::Duration;
 use tokio::net::UdpSocket;
 use tokio::time::{timeout_at, Instant};
 
-use crate::confine::{sanitize, Refusal};
+use crate::confine::{self, sanitize, Refusal};
 use crate::packet::{self, encode, error_packet, ErrorCode, Mode, Packet, Request};
 use crate::server::Shared;
 use crate::TftpEvent;
@@ -244,7 +244,8 @@ pub(crate) async fn run(
         ))
         .await;
     }
-    let opened = sanitize(&req.filename).and_then(|rel| shared.confinement.open_file(&rel));
+    let opened =
+        sanitize(&req.filename).and_then(|rel| confine::open_file(&shared.confinement, &rel));
     let (file, size) = match opened {
         Ok(x) => x,
         Err(r) => return refuse(r).await,
