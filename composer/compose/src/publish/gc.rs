@@ -50,7 +50,7 @@ pub fn gc_tree(
             if !dry_run {
                 let dir = tree.gen_dir(&image, g.number);
                 discard(tree, &dir)?;
-                compose_store::fault_point("gc:after-generation");
+                compose_fs::fault::point("gc:after-generation");
             }
         }
     }
@@ -66,7 +66,7 @@ pub fn gc_tree(
             report.removed_roots += 1;
             if !dry_run {
                 discard(tree, &entry.path())?;
-                compose_store::fault_point("gc:after-root");
+                compose_fs::fault::point("gc:after-root");
             }
         }
     }

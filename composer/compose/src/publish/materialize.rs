@@ -10,7 +10,6 @@
 //! the last layer (where images change most), so republishing after a change
 //! in the last layer costs one clone plus that layer, in time and in disk.
 
-use crate::atomic;
 use anyhow::{bail, Context, Result};
 use compose_store::{apply_layer, Digest, Hasher, LayerDigest, SnapshotId, Store};
 use nix::sys::stat::{utimensat, UtimensatFlags};
@@ -88,7 +87,7 @@ pub fn ensure_root(store: &Store, tree: &Path, snapshot: &SnapshotId) -> Result<
         let blob = store.open_blob(&layers[i].digest())?;
         apply_layer(&work, std::io::BufReader::with_capacity(1 << 20, blob))
             .with_context(|| format!("extracting layer {} ({}) of {snapshot}", i + 1, layers[i]))?;
-        compose_store::fault_point("publish:mid-extract");
+        compose_fs::fault::point("publish:mid-extract");
         let prefix = i + 1;
         if keep.contains(&prefix) && !checkpoint(tree, &chains[i]).is_dir() {
             let tmp = scratch.path().join(format!("chain-{prefix}"));
@@ -101,15 +100,15 @@ pub fn ensure_root(store: &Store, tree: &Path, snapshot: &SnapshotId) -> Result<
     chown(&work, Some(0), Some(0))?;
     // One syncfs makes the root and the checkpoints (links to the same
     // files) durable before any of them is renamed into sight.
-    atomic::sync_filesystem(&work)?;
-    compose_store::fault_point("publish:before-root-rename");
+    compose_fs::sync_filesystem(&work)?;
+    compose_fs::fault::point("publish:before-root-rename");
     for (tmp, dst) in new_checkpoints {
         fs::rename(&tmp, &dst)
             .with_context(|| format!("moving a checkpoint to {}", dst.display()))?;
     }
     fs::rename(&work, &dst).with_context(|| format!("moving the new root to {}", dst.display()))?;
-    atomic::sync_dir(&tree.join("chains"))?;
-    atomic::sync_dir(&tree.join("roots"))?;
+    compose_fs::sync_dir(&tree.join("chains"))?;
+    compose_fs::sync_dir(&tree.join("roots"))?;
     Ok(Materialized {
         root: dst,
         reused: false,

@@ -25,10 +25,9 @@ pub mod boot;
 pub mod gc;
 pub mod materialize;
 
-use crate::atomic;
 use anyhow::{bail, Context, Result};
+use compose_fs::IoContext;
 use compose_store::{ImageRoot, SnapshotId, SnapshotInfo, Store};
-use nix::fcntl::{Flock, FlockArg};
 use serde::{Deserialize, Serialize};
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
@@ -92,7 +91,7 @@ impl Tree {
         restrict(&path)?;
         let link = path.join("tftp/images");
         if fs::symlink_metadata(&link).is_err() {
-            atomic::symlink("../images", &link)?;
+            compose_fs::replace_symlink("../images", &link)?;
         }
         Ok(Tree { path })
     }
@@ -116,17 +115,10 @@ impl Tree {
     }
 
     /// Exclusive lock for changes; sweeps scratch left by a killed process.
-    pub fn lock(&self) -> Result<Flock<fs::File>> {
-        let f = fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(self.path.join(".lock"))
-            .with_context(|| format!("opening {}/.lock", self.path.display()))?;
-        let lock = Flock::lock(f, FlockArg::LockExclusive)
-            .map_err(|(_, e)| e)
-            .with_context(|| format!("locking {}", self.path.display()))?;
-        for entry in fs::read_dir(self.path.join("tmp"))?.flatten() {
+    pub fn lock(&self) -> Result<compose_fs::lock::Guard> {
+        let lock = compose_fs::lock::open_exclusive(&self.path.join(".lock"))?;
+        let tmp = self.path.join("tmp");
+        for entry in fs::read_dir(&tmp).at("listing", &tmp)?.flatten() {
             let p = entry.path();
             let _ = if p.is_dir() {
                 fs::remove_dir_all(&p)
@@ -308,7 +300,7 @@ pub fn publish(
     // generation without a default entry.
     let default = tree.path.join("tftp/pxelinux.cfg/default");
     if fs::symlink_metadata(&default).is_err() {
-        atomic::symlink(&format!("../images/{image}/current/pxelinux.cfg"), &default)?;
+        compose_fs::replace_symlink(&format!("../images/{image}/current/pxelinux.cfg"), &default)?;
     }
     if opts.no_switch {
         return Ok(PublishReport {
@@ -318,12 +310,12 @@ pub fn publish(
             seconds: started.elapsed().as_secs_f64(),
         });
     }
-    compose_store::fault_point("publish:before-switch");
-    atomic::symlink(
+    compose_fs::fault::point("publish:before-switch");
+    compose_fs::replace_symlink(
         &format!("gen/{number}"),
         &tree.image_dir(image).join("current"),
     )?;
-    compose_store::fault_point("publish:after-switch");
+    compose_fs::fault::point("publish:after-switch");
     Ok(PublishReport {
         generation: Generation {
             current: true,
@@ -395,10 +387,10 @@ fn write_generation(
     for f in ["pxelinux.cfg", "generation.json"] {
         fs::File::open(tmp.join(f))?.sync_all()?;
     }
-    atomic::sync_dir(&tmp)?;
-    compose_store::fault_point("publish:before-gen-rename");
+    compose_fs::sync_dir(&tmp)?;
+    compose_fs::fault::point("publish:before-gen-rename");
     fs::rename(&tmp, gen_dir.join(number.to_string()))?;
-    atomic::sync_dir(&gen_dir)?;
+    compose_fs::sync_dir(&gen_dir)?;
     Ok(gen)
 }
 
@@ -416,7 +408,7 @@ fn install_bootloader(tree: &Tree) -> Result<()> {
     for (name, bytes) in loaders {
         let dst = tree.path.join("tftp").join(name);
         if fs::read(&dst).ok().as_deref() != Some(&bytes[..]) {
-            atomic::write_file(&dst, &bytes)?;
+            compose_fs::replace_file(&dst, &bytes, 0o644)?;
         }
     }
     Ok(())
@@ -449,8 +441,8 @@ pub fn rollback(tree: &Tree, image: &str, to: Option<u64>) -> Result<RollbackRep
                 })?
         }
     };
-    compose_store::fault_point("rollback:before-switch");
-    atomic::symlink(
+    compose_fs::fault::point("rollback:before-switch");
+    compose_fs::replace_symlink(
         &format!("gen/{}", target.number),
         &tree.image_dir(image).join("current"),
     )?;
