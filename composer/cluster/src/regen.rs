@@ -22,6 +22,7 @@ use crate::inventory::Inventory;
 use crate::pxelinux::{self, LinkChange};
 use crate::render::{render_set, FileSet, GenFile};
 use anyhow::{bail, Context, Result};
+use compose_fs::IoContext;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, BTreeSet};
@@ -122,7 +123,8 @@ pub fn plan(inv: &Inventory, tree: &Path, opts: &RegenOptions) -> Result<RegenPl
 
     let link = tree.join(LINK);
     let current = match std::fs::symlink_metadata(&link) {
-        Ok(m) if m.file_type().is_symlink() => std::fs::read_link(&link)?
+        Ok(m) if m.file_type().is_symlink() => std::fs::read_link(&link)
+            .at("reading symlink", &link)?
             .file_name()
             .map(|n| n.to_string_lossy().into_owned()),
         Ok(_) => bail!(
@@ -270,14 +272,14 @@ fn read_set(root: &Path) -> Result<FileSet> {
         for entry in
             std::fs::read_dir(&dir).with_context(|| format!("reading {}", dir.display()))?
         {
-            let entry = entry?;
+            let entry = entry.at("listing", &dir)?;
             let name = entry.file_name().to_string_lossy().into_owned();
             let path = if rel.is_empty() {
                 name
             } else {
                 format!("{rel}/{name}")
             };
-            let meta = entry.metadata()?;
+            let meta = entry.metadata().at("inspecting", entry.path())?;
             if meta.is_dir() {
                 stack.push((entry.path(), path));
             } else if meta.is_file() {
@@ -285,7 +287,7 @@ fn read_set(root: &Path) -> Result<FileSet> {
                     path.clone(),
                     GenFile {
                         mode: meta.permissions().mode() & 0o7777,
-                        content: std::fs::read(entry.path())?,
+                        content: std::fs::read(entry.path()).at("reading", entry.path())?,
                         secret: is_secret(&path),
                     },
                 );
@@ -475,7 +477,7 @@ fn write_set(sets: &Path, hash: &str, files: &FileSet) -> Result<()> {
 /// writes.
 fn remove_old_sets(sets: &Path, keep: &str, previous: Option<&str>) -> Result<()> {
     for entry in std::fs::read_dir(sets).with_context(|| format!("reading {}", sets.display()))? {
-        let entry = entry?;
+        let entry = entry.at("listing", sets)?;
         let name = entry.file_name().to_string_lossy().into_owned();
         if name == keep || Some(name.as_str()) == previous {
             continue;

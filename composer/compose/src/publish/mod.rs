@@ -140,7 +140,9 @@ impl Tree {
 
     /// Images with at least one generation, sorted.
     pub fn images(&self) -> Result<Vec<String>> {
-        let mut out: Vec<String> = fs::read_dir(self.path.join("images"))?
+        let images = self.path.join("images");
+        let mut out: Vec<String> = fs::read_dir(&images)
+            .at("listing", &images)?
             .flatten()
             .filter(|e| e.path().join("gen").is_dir())
             .map(|e| e.file_name().to_string_lossy().into_owned())
@@ -339,12 +341,12 @@ fn write_generation(
     opts: &PublishOptions,
 ) -> Result<Generation> {
     let gen_dir = tree.image_dir(image).join("gen");
-    fs::create_dir_all(&gen_dir)?;
+    fs::create_dir_all(&gen_dir).at("creating directory", &gen_dir)?;
     let tmp = gen_dir.join(format!(".tmp-{number}"));
     if tmp.exists() {
-        fs::remove_dir_all(&tmp)?;
+        fs::remove_dir_all(&tmp).at("removing", &tmp)?;
     }
-    fs::create_dir(&tmp)?;
+    fs::create_dir(&tmp).at("creating", &tmp)?;
     // Hard links: the TFTP files are the root's own, never a copy to drift.
     // (Resolved inside the root: `/boot/vmlinuz-V -> /boot/k/vmlinuz` is
     // the image's file, and nothing of the host can be linked.)
@@ -369,7 +371,8 @@ fn write_generation(
         cmdline: &cmdline,
         serial: settings.pxelinux_serial.as_deref(),
     });
-    fs::write(tmp.join("pxelinux.cfg"), pxe)?;
+    let cfg = tmp.join("pxelinux.cfg");
+    fs::write(&cfg, pxe).at("writing", &cfg)?;
     let gen = Generation {
         image: image.to_string(),
         number,
@@ -380,16 +383,17 @@ fn write_generation(
         root: root.path().to_path_buf(),
         current: false,
     };
-    fs::write(
-        tmp.join("generation.json"),
-        serde_json::to_string_pretty(&gen)? + "\n",
-    )?;
-    for f in ["pxelinux.cfg", "generation.json"] {
-        fs::File::open(tmp.join(f))?.sync_all()?;
+    let json = tmp.join("generation.json");
+    fs::write(&json, serde_json::to_string_pretty(&gen)? + "\n").at("writing", &json)?;
+    for f in [cfg, json] {
+        fs::File::open(&f)
+            .and_then(|f| f.sync_all())
+            .at("syncing", &f)?;
     }
     compose_fs::sync_dir(&tmp)?;
     compose_fs::fault::point("publish:before-gen-rename");
-    fs::rename(&tmp, gen_dir.join(number.to_string()))?;
+    let dst = gen_dir.join(number.to_string());
+    fs::rename(&tmp, &dst).at("renaming into place", &dst)?;
     compose_fs::sync_dir(&gen_dir)?;
     Ok(gen)
 }
