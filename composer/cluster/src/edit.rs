@@ -4,7 +4,6 @@
 //! validated as a whole inventory before it is accepted, and `save`
 //! replaces the file atomically.
 
-use crate::fsutil;
 use crate::inventory::{parse_inventory, Inventory, Node};
 use anyhow::{bail, Context, Result};
 use compose_nodeset::NodeSet;
@@ -165,7 +164,11 @@ impl InventoryFile {
         if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         }
-        fsutil::replace_file(&self.path, self.text().as_bytes(), mode)
+        Ok(compose_fs::replace_file(
+            &self.path,
+            self.text().as_bytes(),
+            mode,
+        )?)
     }
 }
 

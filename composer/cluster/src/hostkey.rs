@@ -4,7 +4,6 @@
 //! valid. Keys of removed nodes are kept: a node re-added under the same
 //! name keeps its identity.
 
-use crate::fsutil;
 use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -91,10 +90,10 @@ pub fn generate(ssh_keygen: &Path, host: &str) -> Result<HostKey> {
 /// each replaced atomically (a crash in between leaves half a key, which
 /// `load` treats as none).
 pub fn store(keys_dir: &Path, host: &str, key: &HostKey) -> Result<()> {
-    fsutil::create_dir(keys_dir, 0o700)?;
+    compose_fs::create_dir(keys_dir, 0o700)?;
     let dir = keys_dir.join(host);
-    fsutil::create_dir(&dir, 0o700)?;
-    fsutil::replace_file(&dir.join(PRIVATE), key.private.as_bytes(), 0o600)?;
-    fsutil::replace_file(&dir.join(PUBLIC), key.public.as_bytes(), 0o644)?;
-    fsutil::sync_dir(keys_dir)
+    compose_fs::create_dir(&dir, 0o700)?;
+    compose_fs::replace_file(&dir.join(PRIVATE), key.private.as_bytes(), 0o600)?;
+    compose_fs::replace_file(&dir.join(PUBLIC), key.public.as_bytes(), 0o644)?;
+    Ok(compose_fs::sync_dir(keys_dir)?)
 }

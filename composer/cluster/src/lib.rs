@@ -5,8 +5,6 @@
 
 pub mod cpio;
 mod edit;
-mod fault;
-mod fsutil;
 pub mod hostkey;
 pub mod inventory;
 pub mod pxelinux;

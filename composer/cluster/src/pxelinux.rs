@@ -5,7 +5,6 @@
 //! replaced atomically; the set of links as a whole is not (a crash leaves
 //! some nodes on the old entry until the next regen or `compose serve`).
 
-use crate::fsutil;
 use crate::inventory::Node;
 use anyhow::{Context, Result};
 use serde::Serialize;
@@ -91,17 +90,17 @@ pub fn apply_links(tree: &Path, changes: &[LinkChange]) -> Result<()> {
     for c in changes {
         let path = dir.join(&c.name);
         match &c.new {
-            Some(target) => fsutil::replace_symlink(target, &path)?,
+            Some(target) => compose_fs::replace_symlink(target, &path)?,
             None => match std::fs::remove_file(&path) {
                 Ok(()) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                 Err(e) => return Err(e).with_context(|| format!("removing {}", path.display())),
             },
         }
-        crate::fault::point("cluster:mid-links");
+        compose_fs::fault::point("cluster:mid-links");
     }
     if changes.iter().any(|c| c.new.is_none()) {
-        fsutil::sync_dir(&dir)?;
+        compose_fs::sync_dir(&dir)?;
     }
     Ok(())
 }

@@ -17,13 +17,12 @@
 //! complete set, old or new. The previous set is kept (a node copying its
 //! overlay during the switch still finds its files); older ones are removed.
 
-use crate::fault;
-use crate::fsutil;
 use crate::hostkey::{self, HostKey};
 use crate::inventory::Inventory;
 use crate::pxelinux::{self, LinkChange};
 use crate::render::{render_set, FileSet, GenFile};
 use anyhow::{bail, Context, Result};
+use compose_fs::IoContext;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, BTreeSet};
@@ -124,7 +123,8 @@ pub fn plan(inv: &Inventory, tree: &Path, opts: &RegenOptions) -> Result<RegenPl
 
     let link = tree.join(LINK);
     let current = match std::fs::symlink_metadata(&link) {
-        Ok(m) if m.file_type().is_symlink() => std::fs::read_link(&link)?
+        Ok(m) if m.file_type().is_symlink() => std::fs::read_link(&link)
+            .at("reading symlink", &link)?
             .file_name()
             .map(|n| n.to_string_lossy().into_owned()),
         Ok(_) => bail!(
@@ -272,14 +272,14 @@ fn read_set(root: &Path) -> Result<FileSet> {
         for entry in
             std::fs::read_dir(&dir).with_context(|| format!("reading {}", dir.display()))?
         {
-            let entry = entry?;
+            let entry = entry.at("listing", &dir)?;
             let name = entry.file_name().to_string_lossy().into_owned();
             let path = if rel.is_empty() {
                 name
             } else {
                 format!("{rel}/{name}")
             };
-            let meta = entry.metadata()?;
+            let meta = entry.metadata().at("inspecting", entry.path())?;
             if meta.is_dir() {
                 stack.push((entry.path(), path));
             } else if meta.is_file() {
@@ -287,7 +287,7 @@ fn read_set(root: &Path) -> Result<FileSet> {
                     path.clone(),
                     GenFile {
                         mode: meta.permissions().mode() & 0o7777,
-                        content: std::fs::read(entry.path())?,
+                        content: std::fs::read(entry.path()).at("reading", entry.path())?,
                         secret: is_secret(&path),
                     },
                 );
@@ -399,10 +399,10 @@ pub fn apply(plan: &RegenPlan) -> Result<()> {
     for (host, key) in &plan.keys {
         hostkey::store(&keys_dir, host, key)?;
     }
-    fault::point("cluster:after-hostkeys");
+    compose_fs::fault::point("cluster:after-hostkeys");
 
     let sets = tree.join(SETS);
-    fsutil::create_dir(&sets, 0o755)?;
+    compose_fs::create_dir(&sets, 0o755)?;
     let target = sets.join(&plan.set);
     if target.exists() && read_set(&target).ok().as_ref() != Some(&plan.files) {
         // Not what this hash stands for (edited by hand?): write it afresh.
@@ -412,9 +412,9 @@ pub fn apply(plan: &RegenPlan) -> Result<()> {
     if !target.exists() {
         write_set(&sets, &plan.set, &plan.files)?;
     }
-    fault::point("cluster:before-switch");
-    fsutil::replace_symlink(&format!("{SETS}/{}", plan.set), &link)?;
-    fault::point("cluster:after-switch");
+    compose_fs::fault::point("cluster:before-switch");
+    compose_fs::replace_symlink(&format!("{SETS}/{}", plan.set), &link)?;
+    compose_fs::fault::point("cluster:after-switch");
 
     if let Some(links) = &plan.links {
         pxelinux::apply_links(tree, links)?;
@@ -429,7 +429,7 @@ fn write_set(sets: &Path, hash: &str, files: &FileSet) -> Result<()> {
     if tmp.exists() {
         std::fs::remove_dir_all(&tmp).with_context(|| format!("removing {}", tmp.display()))?;
     }
-    fsutil::create_dir(&tmp, 0o755)?;
+    compose_fs::create_dir(&tmp, 0o755)?;
     let mut dirs = BTreeSet::new();
     let mut written = BTreeMap::new();
     for (i, (rel, f)) in files.iter().enumerate() {
@@ -444,7 +444,7 @@ fn write_set(sets: &Path, hash: &str, files: &FileSet) -> Result<()> {
             if dirs.insert(d.to_path_buf()) {
                 // Only root's own .ssh is private; everything else is listable.
                 let mode = if d.ends_with(".ssh") { 0o700 } else { 0o755 };
-                fsutil::create_dir(d, mode)?;
+                compose_fs::create_dir(d, mode)?;
             }
         }
         // Every node's etc/hosts and ssh_known_hosts are the same bytes:
@@ -454,30 +454,30 @@ fn write_set(sets: &Path, hash: &str, files: &FileSet) -> Result<()> {
             Some(first) => std::fs::hard_link(first, &path)
                 .with_context(|| format!("linking {}", path.display()))?,
             None => {
-                fsutil::create_file(&path, &f.content, f.mode)?;
+                compose_fs::create_file(&path, &f.content, f.mode)?;
                 written.insert(key, path.clone());
             }
         }
         if i == files.len() / 2 {
-            fault::point("cluster:mid-write");
+            compose_fs::fault::point("cluster:mid-write");
         }
     }
     // Deepest first, so each directory's entries are durable before its parent's.
     for d in dirs.iter().rev() {
-        fsutil::sync_dir(d)?;
+        compose_fs::sync_dir(d)?;
     }
-    fsutil::sync_dir(&tmp)?;
+    compose_fs::sync_dir(&tmp)?;
     let target = sets.join(hash);
     std::fs::rename(&tmp, &target)
         .with_context(|| format!("renaming {} into place", tmp.display()))?;
-    fsutil::sync_dir(sets)
+    Ok(compose_fs::sync_dir(sets)?)
 }
 
 /// Removes every set but `keep` and `previous`, and leftovers of crashed
 /// writes.
 fn remove_old_sets(sets: &Path, keep: &str, previous: Option<&str>) -> Result<()> {
     for entry in std::fs::read_dir(sets).with_context(|| format!("reading {}", sets.display()))? {
-        let entry = entry?;
+        let entry = entry.at("listing", sets)?;
         let name = entry.file_name().to_string_lossy().into_owned();
         if name == keep || Some(name.as_str()) == previous {
             continue;
@@ -485,25 +485,12 @@ fn remove_old_sets(sets: &Path, keep: &str, previous: Option<&str>) -> Result<()
         std::fs::remove_dir_all(entry.path())
             .with_context(|| format!("removing {}", entry.path().display()))?;
     }
-    fsutil::sync_dir(sets)
+    Ok(compose_fs::sync_dir(sets)?)
 }
 
 /// An exclusive lock on `TREE/cluster-state/lock`, held while applying.
-fn lock(tree: &Path) -> Result<std::fs::File> {
+fn lock(tree: &Path) -> Result<compose_fs::lock::Guard> {
     let dir = tree.join("cluster-state");
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    let path = dir.join("lock");
-    let f = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .with_context(|| format!("opening {}", path.display()))?;
-    use std::os::fd::AsRawFd;
-    // SAFETY: flock on a descriptor we own; the lock goes with the file.
-    if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) } != 0 {
-        return Err(std::io::Error::last_os_error())
-            .with_context(|| format!("locking {}", path.display()));
-    }
-    Ok(f)
+    Ok(compose_fs::lock::open_exclusive(&dir.join("lock"))?)
 }

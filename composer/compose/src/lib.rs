@@ -7,7 +7,6 @@
 //! (through [`exec`], which uses the [`chroot`] session) and stores each
 //! layer's changes as a blob; [`verify`] proves two builds agree.
 
-pub mod atomic;
 pub mod boottest;
 pub mod build;
 pub mod cachekey;

@@ -121,6 +121,17 @@ impl StoreError {
     }
 }
 
+/// compose-fs errors already carry op and path: the same `Io` variant.
+impl From<compose_fs::Error> for StoreError {
+    fn from(e: compose_fs::Error) -> Self {
+        StoreError::Io {
+            op: e.op,
+            path: e.path,
+            source: e.source,
+        }
+    }
+}
+
 /// Adds `.at(op, path)` to io results.
 pub(crate) trait IoContext<T> {
     fn at(self, op: &'static str, path: impl Into<PathBuf>) -> Result<T, StoreError>;

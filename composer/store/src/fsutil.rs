@@ -11,7 +11,8 @@ use crate::error::{IoContext, StoreError};
 /// file, never a torn one: temp file in the same directory, fsync, rename,
 /// fsync the directory (so the rename survives a crash).
 pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
-    let dir = path.parent().unwrap_or(Path::new("."));
+    // `.` for a bare file name, whose parent is the empty path.
+    let dir = compose_fs::parent_dir(path);
     let mut tmp = tempfile::Builder::new()
         .prefix(".tmp-")
         .tempfile_in(dir)
@@ -59,9 +60,7 @@ pub(crate) fn restrict_dir(dir: &Path) -> Result<bool, StoreError> {
 
 /// fsyncs a directory so entries renamed into it are durable.
 pub(crate) fn sync_dir(dir: &Path) -> Result<(), StoreError> {
-    std::fs::File::open(dir)
-        .and_then(|f| f.sync_all())
-        .at("syncing directory", dir)
+    Ok(compose_fs::sync_dir(dir)?)
 }
 
 /// Creates a directory and its parents; fine if it exists.

@@ -18,10 +18,10 @@ use serde::{Deserialize, Serialize};
 use crate::cache::CachedLayer;
 use crate::digest::{Digest, SnapshotId};
 use crate::error::StoreError;
-use crate::fault;
 use crate::fsutil::sync_dir;
 use crate::index::{ser_rfc3339, IndexRef};
 use crate::layout::Store;
+use compose_fs::fault;
 
 /// What [`Store::gc`] keeps.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -65,7 +65,7 @@ impl Store {
     /// parse, are kept. Fails, before changing anything, if a kept
     /// manifest does not parse (gc could not tell which blobs it needs).
     ///
-    /// Fault points (see [`fault_point`](crate::fault_point)):
+    /// Fault points (see [`compose_fs::fault`]):
     /// `gc:after-index`, `gc:mid-delete`.
     pub fn gc(&self, policy: &GcPolicy) -> Result<GcReport, StoreError> {
         let _lock = match policy.dry_run {

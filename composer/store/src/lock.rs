@@ -2,8 +2,9 @@
 
 use std::fs::File;
 use std::io::{Read, Seek, Write};
-use std::os::fd::AsRawFd;
 use std::path::PathBuf;
+
+use compose_fs::lock::{self, TryLock};
 
 use crate::error::{IoContext, StoreError};
 use crate::layout::Store;
@@ -12,7 +13,7 @@ use crate::layout::Store;
 /// file releases the flock, also when the process is killed).
 #[derive(Debug)]
 pub struct StoreLock {
-    _file: File,
+    _guard: lock::Guard,
     path: PathBuf,
 }
 
@@ -47,29 +48,25 @@ impl Store {
 
     fn lock_with(&self, wait: Wait) -> Result<StoreLock, StoreError> {
         let path = self.compose_dir().join("lock");
-        let mut file = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&path)
-            .at("opening lock file", &path)?;
-        let op = match wait {
-            Wait::Block => libc::LOCK_EX,
-            Wait::NoWait => libc::LOCK_EX | libc::LOCK_NB,
+        let file = lock::open(&path)?;
+        let mut guard = match wait {
+            Wait::Block => lock::exclusive(file, &path)?,
+            Wait::NoWait => match lock::try_exclusive(file, &path)? {
+                TryLock::Locked(guard) => guard,
+                TryLock::Busy(mut file) => {
+                    return Err(StoreError::Locked {
+                        holder: holder(&mut file),
+                        path: self.root().to_path_buf(),
+                    })
+                }
+            },
         };
-        if let Err(e) = flock(&file, op) {
-            if e.kind() == std::io::ErrorKind::WouldBlock {
-                return Err(StoreError::Locked {
-                    holder: holder(&mut file),
-                    path: self.root().to_path_buf(),
-                });
-            }
-            return Err(StoreError::io("locking", &path, e));
-        }
-        record_pid(&mut file).at("writing pid to", &path)?;
+        record_pid(&mut guard).at("writing pid to", &path)?;
         self.clean_tmp()?;
-        Ok(StoreLock { _file: file, path })
+        Ok(StoreLock {
+            _guard: guard,
+            path,
+        })
     }
 
     /// Removes everything in `compose/tmp`; only safe while holding the lock.
@@ -91,20 +88,6 @@ impl Store {
             res.at("removing stale temp entry", path)?;
         }
         Ok(())
-    }
-}
-
-fn flock(file: &File, op: libc::c_int) -> std::io::Result<()> {
-    loop {
-        // SAFETY: flock on a valid, open descriptor owned by `file`.
-        let rc = unsafe { libc::flock(file.as_raw_fd(), op) };
-        if rc == 0 {
-            return Ok(());
-        }
-        let e = std::io::Error::last_os_error();
-        if e.kind() != std::io::ErrorKind::Interrupted {
-            return Err(e);
-        }
     }
 }
 

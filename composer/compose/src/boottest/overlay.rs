@@ -79,7 +79,7 @@ pub fn add_test_shell(tree: &Path, host: &str) -> Result<()> {
     let mut out = body.to_vec();
     out.extend_from_slice(&archive(&entries));
     // 0600 as regen made it: the archive carries the guest's host key.
-    crate::atomic::write_file_mode(&path, &out, 0o600)
+    Ok(compose_fs::replace_file(&path, &out, 0o600)?)
 }
 
 /// Relative paths of the directories under a node's regen files.

@@ -9,6 +9,7 @@
 use super::materialize::{chain_ids, checkpoint};
 use super::Tree;
 use anyhow::{Context, Result};
+use compose_fs::IoContext;
 use compose_store::{GcPolicy, SnapshotId, Store};
 use serde::Serialize;
 use std::collections::BTreeSet;
@@ -50,7 +51,7 @@ pub fn gc_tree(
             if !dry_run {
                 let dir = tree.gen_dir(&image, g.number);
                 discard(tree, &dir)?;
-                compose_store::fault_point("gc:after-generation");
+                compose_fs::fault::point("gc:after-generation");
             }
         }
     }
@@ -61,16 +62,18 @@ pub fn gc_tree(
             live_chains.insert(checkpoint(tree.path(), &c));
         }
     }
-    for entry in fs::read_dir(tree.path().join("roots"))?.flatten() {
+    let roots = tree.path().join("roots");
+    for entry in fs::read_dir(&roots).at("listing", &roots)?.flatten() {
         if !live_roots.contains(&*entry.file_name().to_string_lossy()) {
             report.removed_roots += 1;
             if !dry_run {
                 discard(tree, &entry.path())?;
-                compose_store::fault_point("gc:after-root");
+                compose_fs::fault::point("gc:after-root");
             }
         }
     }
-    for entry in fs::read_dir(tree.path().join("chains"))?.flatten() {
+    let chains = tree.path().join("chains");
+    for entry in fs::read_dir(&chains).at("listing", &chains)?.flatten() {
         if !live_chains.contains(&entry.path()) {
             report.removed_checkpoints += 1;
             if !dry_run {

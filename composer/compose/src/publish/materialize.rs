@@ -10,8 +10,8 @@
 //! the last layer (where images change most), so republishing after a change
 //! in the last layer costs one clone plus that layer, in time and in disk.
 
-use crate::atomic;
 use anyhow::{bail, Context, Result};
+use compose_fs::IoContext;
 use compose_store::{apply_layer, Digest, Hasher, LayerDigest, SnapshotId, Store};
 use nix::sys::stat::{utimensat, UtimensatFlags};
 use nix::sys::time::TimeSpec;
@@ -127,7 +127,7 @@ pub fn ensure_root_with(
     if start > 0 {
         clone_tree(&checkpoint(tree, &chains[start - 1]), &work)?;
     } else {
-        fs::create_dir(&work)?;
+        fs::create_dir(&work).at("creating", &work)?;
     }
     let mut new_checkpoints = Vec::new();
     for i in start..n {
@@ -146,7 +146,7 @@ pub fn ensure_root_with(
         };
         apply_layer(&work, std::io::BufReader::with_capacity(1 << 20, counting))
             .with_context(|| format!("extracting layer {} ({}) of {snapshot}", i + 1, layers[i]))?;
-        compose_store::fault_point("publish:mid-extract");
+        compose_fs::fault::point("publish:mid-extract");
         let prefix = i + 1;
         if keep.contains(&prefix) && !checkpoint(tree, &chains[i]).is_dir() {
             let tmp = scratch.path().join(format!("chain-{prefix}"));
@@ -155,19 +155,20 @@ pub fn ensure_root_with(
         }
     }
     // The root directory itself is not a tar entry.
-    fs::set_permissions(&work, fs::Permissions::from_mode(0o755))?;
-    chown(&work, Some(0), Some(0))?;
+    fs::set_permissions(&work, fs::Permissions::from_mode(0o755))
+        .at("setting the mode of", &work)?;
+    chown(&work, Some(0), Some(0)).at("changing the owner of", &work)?;
     // One syncfs makes the root and the checkpoints (links to the same
     // files) durable before any of them is renamed into sight.
-    atomic::sync_filesystem(&work)?;
-    compose_store::fault_point("publish:before-root-rename");
+    compose_fs::sync_filesystem(&work)?;
+    compose_fs::fault::point("publish:before-root-rename");
     for (tmp, dst) in new_checkpoints {
         fs::rename(&tmp, &dst)
             .with_context(|| format!("moving a checkpoint to {}", dst.display()))?;
     }
     fs::rename(&work, &dst).with_context(|| format!("moving the new root to {}", dst.display()))?;
-    atomic::sync_dir(&tree.join("chains"))?;
-    atomic::sync_dir(&tree.join("roots"))?;
+    compose_fs::sync_dir(&tree.join("chains"))?;
+    compose_fs::sync_dir(&tree.join("roots"))?;
     Ok(Materialized {
         root: dst,
         reused: false,
@@ -189,11 +190,12 @@ pub fn clone_tree(src: &Path, dst: &Path) -> Result<()> {
     let mut names: Vec<_> = fs::read_dir(src)
         .with_context(|| format!("listing {}", src.display()))?
         .map(|e| e.map(|e| e.file_name()))
-        .collect::<Result<_, _>>()?;
+        .collect::<Result<_, _>>()
+        .at("listing", src)?;
     names.sort();
     for name in names {
         let (s, d) = (src.join(&name), dst.join(&name));
-        let m = fs::symlink_metadata(&s)?;
+        let m = fs::symlink_metadata(&s).at("inspecting", &s)?;
         if m.is_dir() {
             clone_tree(&s, &d)?;
         } else {
@@ -208,8 +210,9 @@ pub fn clone_tree(src: &Path, dst: &Path) -> Result<()> {
             .with_context(|| format!("linking {}", d.display()))?;
         }
     }
-    chown(dst, Some(meta.uid()), Some(meta.gid()))?;
-    fs::set_permissions(dst, fs::Permissions::from_mode(meta.mode() & 0o7777))?;
+    chown(dst, Some(meta.uid()), Some(meta.gid())).at("changing the owner of", dst)?;
+    fs::set_permissions(dst, fs::Permissions::from_mode(meta.mode() & 0o7777))
+        .at("setting the mode of", dst)?;
     let mtime = TimeSpec::new(meta.mtime(), meta.mtime_nsec());
     utimensat(
         nix::fcntl::AT_FDCWD,
@@ -217,7 +220,8 @@ pub fn clone_tree(src: &Path, dst: &Path) -> Result<()> {
         &mtime,
         &mtime,
         UtimensatFlags::NoFollowSymlink,
-    )?;
+    )
+    .at("setting the times of", dst)?;
     Ok(())
 }
 

@@ -25,10 +25,9 @@ pub mod boot;
 pub mod gc;
 pub mod materialize;
 
-use crate::atomic;
 use anyhow::{bail, Context, Result};
+use compose_fs::IoContext;
 use compose_store::{ImageRoot, SnapshotId, SnapshotInfo, Store};
-use nix::fcntl::{Flock, FlockArg};
 use serde::{Deserialize, Serialize};
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
@@ -92,7 +91,7 @@ impl Tree {
         restrict(&path)?;
         let link = path.join("tftp/images");
         if fs::symlink_metadata(&link).is_err() {
-            atomic::symlink("../images", &link)?;
+            compose_fs::replace_symlink("../images", &link)?;
         }
         Ok(Tree { path })
     }
@@ -116,17 +115,10 @@ impl Tree {
     }
 
     /// Exclusive lock for changes; sweeps scratch left by a killed process.
-    pub fn lock(&self) -> Result<Flock<fs::File>> {
-        let f = fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(self.path.join(".lock"))
-            .with_context(|| format!("opening {}/.lock", self.path.display()))?;
-        let lock = Flock::lock(f, FlockArg::LockExclusive)
-            .map_err(|(_, e)| e)
-            .with_context(|| format!("locking {}", self.path.display()))?;
-        for entry in fs::read_dir(self.path.join("tmp"))?.flatten() {
+    pub fn lock(&self) -> Result<compose_fs::lock::Guard> {
+        let lock = compose_fs::lock::open_exclusive(&self.path.join(".lock"))?;
+        let tmp = self.path.join("tmp");
+        for entry in fs::read_dir(&tmp).at("listing", &tmp)?.flatten() {
             let p = entry.path();
             let _ = if p.is_dir() {
                 fs::remove_dir_all(&p)
@@ -148,7 +140,9 @@ impl Tree {
 
     /// Images with at least one generation, sorted.
     pub fn images(&self) -> Result<Vec<String>> {
-        let mut out: Vec<String> = fs::read_dir(self.path.join("images"))?
+        let images = self.path.join("images");
+        let mut out: Vec<String> = fs::read_dir(&images)
+            .at("listing", &images)?
             .flatten()
             .filter(|e| e.path().join("gen").is_dir())
             .map(|e| e.file_name().to_string_lossy().into_owned())
@@ -320,7 +314,7 @@ pub fn publish_with(
     // generation without a default entry.
     let default = tree.path.join("tftp/pxelinux.cfg/default");
     if fs::symlink_metadata(&default).is_err() {
-        atomic::symlink(&format!("../images/{image}/current/pxelinux.cfg"), &default)?;
+        compose_fs::replace_symlink(&format!("../images/{image}/current/pxelinux.cfg"), &default)?;
     }
     if opts.no_switch {
         return Ok(PublishReport {
@@ -330,12 +324,12 @@ pub fn publish_with(
             seconds: started.elapsed().as_secs_f64(),
         });
     }
-    compose_store::fault_point("publish:before-switch");
-    atomic::symlink(
+    compose_fs::fault::point("publish:before-switch");
+    compose_fs::replace_symlink(
         &format!("gen/{number}"),
         &tree.image_dir(image).join("current"),
     )?;
-    compose_store::fault_point("publish:after-switch");
+    compose_fs::fault::point("publish:after-switch");
     Ok(PublishReport {
         generation: Generation {
             current: true,
@@ -359,12 +353,12 @@ fn write_generation(
     opts: &PublishOptions,
 ) -> Result<Generation> {
     let gen_dir = tree.image_dir(image).join("gen");
-    fs::create_dir_all(&gen_dir)?;
+    fs::create_dir_all(&gen_dir).at("creating directory", &gen_dir)?;
     let tmp = gen_dir.join(format!(".tmp-{number}"));
     if tmp.exists() {
-        fs::remove_dir_all(&tmp)?;
+        fs::remove_dir_all(&tmp).at("removing", &tmp)?;
     }
-    fs::create_dir(&tmp)?;
+    fs::create_dir(&tmp).at("creating", &tmp)?;
     // Hard links: the TFTP files are the root's own, never a copy to drift.
     // (Resolved inside the root: `/boot/vmlinuz-V -> /boot/k/vmlinuz` is
     // the image's file, and nothing of the host can be linked.)
@@ -389,7 +383,8 @@ fn write_generation(
         cmdline: &cmdline,
         serial: settings.pxelinux_serial.as_deref(),
     });
-    fs::write(tmp.join("pxelinux.cfg"), pxe)?;
+    let cfg = tmp.join("pxelinux.cfg");
+    fs::write(&cfg, pxe).at("writing", &cfg)?;
     let gen = Generation {
         image: image.to_string(),
         number,
@@ -400,17 +395,18 @@ fn write_generation(
         root: root.path().to_path_buf(),
         current: false,
     };
-    fs::write(
-        tmp.join("generation.json"),
-        serde_json::to_string_pretty(&gen)? + "\n",
-    )?;
-    for f in ["pxelinux.cfg", "generation.json"] {
-        fs::File::open(tmp.join(f))?.sync_all()?;
+    let json = tmp.join("generation.json");
+    fs::write(&json, serde_json::to_string_pretty(&gen)? + "\n").at("writing", &json)?;
+    for f in [cfg, json] {
+        fs::File::open(&f)
+            .and_then(|f| f.sync_all())
+            .at("syncing", &f)?;
     }
-    atomic::sync_dir(&tmp)?;
-    compose_store::fault_point("publish:before-gen-rename");
-    fs::rename(&tmp, gen_dir.join(number.to_string()))?;
-    atomic::sync_dir(&gen_dir)?;
+    compose_fs::sync_dir(&tmp)?;
+    compose_fs::fault::point("publish:before-gen-rename");
+    let dst = gen_dir.join(number.to_string());
+    fs::rename(&tmp, &dst).at("renaming into place", &dst)?;
+    compose_fs::sync_dir(&gen_dir)?;
     Ok(gen)
 }
 
@@ -428,7 +424,7 @@ fn install_bootloader(tree: &Tree) -> Result<()> {
     for (name, bytes) in loaders {
         let dst = tree.path.join("tftp").join(name);
         if fs::read(&dst).ok().as_deref() != Some(&bytes[..]) {
-            atomic::write_file(&dst, &bytes)?;
+            compose_fs::replace_file(&dst, &bytes, 0o644)?;
         }
     }
     Ok(())
@@ -461,8 +457,8 @@ pub fn rollback(tree: &Tree, image: &str, to: Option<u64>) -> Result<RollbackRep
                 })?
         }
     };
-    compose_store::fault_point("rollback:before-switch");
-    atomic::symlink(
+    compose_fs::fault::point("rollback:before-switch");
+    compose_fs::replace_symlink(
         &format!("gen/{}", target.number),
         &tree.image_dir(image).join("current"),
     )?;
