@@ -189,6 +189,22 @@ fn exports(
     Ok(out)
 }
 
+/// A channel for one server's events, each handed on to the serve log as
+/// `wrap(event)` by a small task (the servers know nothing of `Event`).
+fn forward<E: Send + 'static>(
+    to: &mpsc::UnboundedSender<Event>,
+    wrap: fn(E) -> Event,
+) -> mpsc::UnboundedSender<E> {
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let to = to.clone();
+    tokio::spawn(async move {
+        while let Some(e) = rx.recv().await {
+            let _ = to.send(wrap(e));
+        }
+    });
+    tx
+}
+
 /// What the start lines say about interface binding.
 fn device_note(interface: &str) -> String {
     if interface.is_empty() {
@@ -253,13 +269,7 @@ pub fn run(plan: Plan, mut on_log: impl FnMut(&log::Record) + Send + 'static) ->
             if !plan.interface.is_empty() {
                 server.bind_to_device(&plan.interface)?;
             }
-            let (tx, mut rx) = mpsc::unbounded_channel();
-            let fwd = ev_tx.clone();
-            tokio::spawn(async move {
-                while let Some(e) = rx.recv().await {
-                    let _ = fwd.send(Event::Nfs(e));
-                }
-            });
+            let tx = forward(&ev_tx, Event::Nfs);
             let _ = ev_tx.send(Event::Started(format!(
                 "nfs on tcp {}{}",
                 server.local_addr(),
@@ -282,13 +292,7 @@ pub fn run(plan: Plan, mut on_log: impl FnMut(&log::Record) + Send + 'static) ->
             if !plan.interface.is_empty() {
                 server.bind_to_device(&plan.interface)?;
             }
-            let (tx, mut rx) = mpsc::unbounded_channel();
-            let fwd = ev_tx.clone();
-            tokio::spawn(async move {
-                while let Some(e) = rx.recv().await {
-                    let _ = fwd.send(Event::Tftp(e));
-                }
-            });
+            let tx = forward(&ev_tx, Event::Tftp);
             let _ = ev_tx.send(Event::Started(format!(
                 "tftp on udp {addr}{}, root {}",
                 device_note(&plan.interface),
@@ -300,13 +304,7 @@ pub fn run(plan: Plan, mut on_log: impl FnMut(&log::Record) + Send + 'static) ->
         if plan.http {
             let port = plan.config.http_port.unwrap_or(80);
             let (server, addr) = http::start(&plan, port, counters.clone()).await?;
-            let (tx, mut rx) = mpsc::unbounded_channel();
-            let fwd = ev_tx.clone();
-            tokio::spawn(async move {
-                while let Some(e) = rx.recv().await {
-                    let _ = fwd.send(Event::Http(e));
-                }
-            });
+            let tx = forward(&ev_tx, Event::Http);
             let _ = ev_tx.send(Event::Started(format!(
                 "http on tcp {addr}{}: boot files, /status.json, /metrics",
                 device_note(&plan.interface)
@@ -316,13 +314,7 @@ pub fn run(plan: Plan, mut on_log: impl FnMut(&log::Record) + Send + 'static) ->
         }
         if plan.dhcp {
             let cfg = dhcp_config(&plan);
-            let (tx, mut rx) = mpsc::unbounded_channel();
-            let fwd = ev_tx.clone();
-            tokio::spawn(async move {
-                while let Some(e) = rx.recv().await {
-                    let _ = fwd.send(Event::Dhcp(e));
-                }
-            });
+            let tx = forward(&ev_tx, Event::Dhcp);
             let mode = if cfg.proxy { "proxyDHCP" } else { "DHCP" };
             let _ = ev_tx.send(Event::Started(format!(
                 "{mode} on {} ({}, {} static leases), boot files: BIOS {}, UEFI x64 {}",
@@ -347,13 +339,7 @@ pub fn run(plan: Plan, mut on_log: impl FnMut(&log::Record) + Send + 'static) ->
                     .context("dhcp server")
             });
             if plan.config.ipv6_ra.unwrap_or(!proxy) {
-                let (tx, mut rx) = mpsc::unbounded_channel();
-                let fwd = ev_tx.clone();
-                tokio::spawn(async move {
-                    while let Some(e) = rx.recv().await {
-                        let _ = fwd.send(Event::Ra(e));
-                    }
-                });
+                let tx = forward(&ev_tx, Event::Ra);
                 let stop = stopped(stop_rx.clone());
                 let interface = plan.interface.clone();
                 tasks.spawn(async move {
