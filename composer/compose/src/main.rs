@@ -1,5 +1,5 @@
 //! The `compose` command line: argument parsing and output only; the work
-//! is in the `composer` library.
+//! is in the `compose_cli` library and the compose-build, compose-publish and compose-serve crates.
 
 mod cli;
 
@@ -12,9 +12,9 @@ fn main() -> ExitCode {
     // before anything else runs.
     if args
         .get(1)
-        .is_some_and(|a| a == composer::chroot::HELPER_VERB)
+        .is_some_and(|a| a == compose_build::chroot::HELPER_VERB)
     {
-        composer::chroot::helper_main(&args[2..]);
+        compose_build::chroot::helper_main(&args[2..]);
     }
     cli::main()
 }

@@ -13,8 +13,8 @@ use super::{
     QEMU, SEABIOS,
 };
 use crate::interrupt::interrupted;
-use crate::publish::{publish, rollback, PublishOptions, PublishReport, RollbackReport, Tree};
 use anyhow::{Context, Result};
+use compose_publish::{publish, rollback, PublishOptions, PublishReport, RollbackReport, Tree};
 use compose_store::{SnapshotInfo, Store};
 use std::fs;
 use std::path::{Path, PathBuf};

@@ -12,7 +12,7 @@
 //!   initramfs, its own DHCP, the mount)
 //! - userspace: the mount to the COMPOSE-BOOTED marker (systemd to multi-user)
 
-use crate::serve::log::parse_line;
+use compose_serve::log::parse_line;
 use serde::Serialize;
 use std::time::{Duration, SystemTime};
 

@@ -1,7 +1,7 @@
 //! `compose boot-test`
 
 use anyhow::{Context, Result};
-use composer::boottest::{boot_test, FirmwareChoice, Nic, Options};
+use compose_cli::boottest::{boot_test, FirmwareChoice, Nic, Options};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;

@@ -2,10 +2,10 @@
 
 use super::{human_size, load_recipe, short_digest};
 use anyhow::Result;
+use compose_build::build::{build, Activity, BuildOptions, LayerReport, Progress};
+use compose_build::plan::{plan, PlannedLayer, Tools};
+use compose_build::verify::verify;
 use compose_store::Store;
-use composer::build::{build, Activity, BuildOptions, LayerReport, Progress};
-use composer::plan::{plan, PlannedLayer, Tools};
-use composer::verify::verify;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -236,7 +236,7 @@ impl Drop for Printer {
 pub(super) fn build_recipe(
     store_path: &Path,
     recipe: &Path,
-) -> Result<composer::build::BuildReport> {
+) -> Result<compose_build::build::BuildReport> {
     let recipe = load_recipe(recipe)?;
     let plan = plan(&recipe, Tools::detect())?;
     let store = Store::open(store_path)?;

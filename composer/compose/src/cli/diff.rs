@@ -1,9 +1,9 @@
 //! `compose diff`
 
 use anyhow::Result;
+use compose_cli::diff::{diff_snapshots, render_text, DiffOptions};
+use compose_publish::{resolve_ref, Tree};
 use compose_store::Store;
-use composer::diff::{diff_snapshots, render_text, DiffOptions};
-use composer::publish::{resolve_ref, Tree};
 use std::path::Path;
 use std::process::ExitCode;
 

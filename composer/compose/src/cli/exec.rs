@@ -146,13 +146,13 @@ pub fn run_cli(root: &Path, args: Args) -> Result<ExitCode> {
         ]);
     }
     // Ctrl-C: stop the ssh processes and report what finished.
-    composer::interrupt::catch()?;
+    compose_cli::interrupt::catch()?;
     let opts = Options {
         fanout: args.fanout,
         timeout: args.timeout.map(Duration::from_secs),
         connect_timeout: Duration::from_secs(args.connect_timeout),
         ssh_options,
-        cancel: Some(composer::interrupt::flag()),
+        cancel: Some(compose_cli::interrupt::flag()),
         ..Options::default()
     };
     let command = args.command.join(" ");

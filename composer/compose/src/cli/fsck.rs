@@ -1,8 +1,8 @@
 //! `compose fsck`
 
 use anyhow::Result;
+use compose_publish::{gc::fsck_tree, Tree};
 use compose_store::Store;
-use composer::publish::{gc::fsck_tree, Tree};
 use std::path::Path;
 use std::process::ExitCode;
 

@@ -2,9 +2,9 @@
 
 use super::human_size;
 use anyhow::Result;
+use compose_cli::inventory::load_nodes;
+use compose_publish::{gc::gc, Tree};
 use compose_store::Store;
-use composer::inventory::load_nodes;
-use composer::publish::{gc::gc, Tree};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;

@@ -2,7 +2,7 @@
 
 use super::short_digest;
 use anyhow::Result;
-use composer::publish::Tree;
+use compose_publish::Tree;
 use std::path::Path;
 use std::process::ExitCode;
 

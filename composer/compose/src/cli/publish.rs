@@ -2,8 +2,8 @@
 
 use anyhow::{Context, Result};
 use compose_cluster::InventoryFile;
+use compose_publish::{materialize::Extracting, publish_with, PublishOptions, Tree};
 use compose_store::Store;
-use composer::publish::{materialize::Extracting, publish_with, PublishOptions, Tree};
 use indicatif::{ProgressBar, ProgressDrawTarget};
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};

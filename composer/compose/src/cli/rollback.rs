@@ -1,7 +1,7 @@
 //! `compose rollback`
 
 use anyhow::Result;
-use composer::publish::{rollback, Tree};
+use compose_publish::{rollback, Tree};
 use std::path::Path;
 use std::process::ExitCode;
 

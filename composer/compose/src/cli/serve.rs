@@ -1,9 +1,9 @@
 //! `compose serve`
 
 use anyhow::{bail, Result};
-use composer::inventory::load_nodes;
-use composer::publish::Tree;
-use composer::serve::{
+use compose_cli::inventory::load_nodes;
+use compose_publish::Tree;
+use compose_serve::{
     harden, interface_address, load_config, log::Record, regen_pxelinux_links, run, Plan,
     ServeConfig,
 };

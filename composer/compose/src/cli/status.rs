@@ -2,9 +2,9 @@
 
 use super::short_digest;
 use anyhow::{Context, Result};
-use composer::inventory::load_nodes;
-use composer::publish::Tree;
-use composer::serve::status;
+use compose_cli::inventory::load_nodes;
+use compose_publish::Tree;
+use compose_serve::status;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 

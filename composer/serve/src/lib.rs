@@ -13,9 +13,9 @@ mod http;
 pub mod log;
 pub mod status;
 
-use crate::inventory::Node;
-use crate::publish::Tree;
 use anyhow::{bail, Context, Result};
+use compose_cluster::inventory::Node;
+use compose_publish::Tree;
 use serde::Deserialize;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -146,7 +146,7 @@ fn dhcp_config(plan: &Plan) -> compose_dhcp::DhcpConfig {
         boot: compose_dhcp::BootFiles {
             bios: "pxelinux.0".into(),
             // Installed by every publish (serve may start before the first).
-            efi_x64: Some(crate::publish::EFI_X64_LOADER.into()),
+            efi_x64: Some(compose_publish::EFI_X64_LOADER.into()),
             ipxe: None,
         },
         next_server: plan.server_ip,
@@ -324,7 +324,7 @@ pub fn run(plan: Plan, mut on_log: impl FnMut(&log::Record) + Send + 'static) ->
                 cfg.boot.bios,
                 cfg.boot.efi_x64.as_deref().unwrap_or("none")
             )));
-            for file in [cfg.boot.bios.as_str(), crate::publish::EFI_X64_LOADER] {
+            for file in [cfg.boot.bios.as_str(), compose_publish::EFI_X64_LOADER] {
                 if !plan.tree.join("tftp").join(file).is_file() {
                     let _ = ev_tx.send(Event::Started(format!(
                         "warning: tftp/{file} is missing: clients asking for it fail until `compose publish` installs it"
@@ -406,10 +406,10 @@ mod tests {
 
     #[test]
     fn shipped_examples_parse() {
-        let dist = Path::new(env!("CARGO_MANIFEST_DIR")).join("dist");
+        let dist = Path::new(env!("CARGO_MANIFEST_DIR")).join("../compose/dist");
         let cfg = load_config(&dist.join("serve.toml")).unwrap();
         assert_eq!(cfg.interface.as_deref(), Some("eth1"));
-        let nodes = crate::inventory::load_nodes(&dist.join("nodes.toml")).unwrap();
+        let nodes = compose_cluster::inventory::load_nodes(&dist.join("nodes.toml")).unwrap();
         assert_eq!(nodes[1].generation, Some(3));
     }
 
@@ -417,8 +417,8 @@ mod tests {
     fn per_mac_links_follow_current_or_a_pin_and_drop_strangers() {
         let d = tempfile::tempdir().unwrap();
         let tree = Tree::open(d.path()).unwrap();
-        let dist = Path::new(env!("CARGO_MANIFEST_DIR")).join("dist");
-        let nodes = crate::inventory::load_nodes(&dist.join("nodes.toml")).unwrap();
+        let dist = Path::new(env!("CARGO_MANIFEST_DIR")).join("../compose/dist");
+        let nodes = compose_cluster::inventory::load_nodes(&dist.join("nodes.toml")).unwrap();
         let cfg = d.path().join("tftp/pxelinux.cfg");
         std::fs::write(cfg.join("01-00-00-00-00-00-99"), "stale").unwrap();
         assert_eq!(regen_pxelinux_links(&tree, &nodes).unwrap(), 2);

@@ -11,7 +11,7 @@
 //! ```
 
 use super::Event;
-use crate::inventory::Node;
+use compose_cluster::inventory::Node;
 use compose_dhcp::{mac_string, DhcpEvent, RaEvent};
 use compose_http::HttpEvent;
 use compose_nfs::NfsEvent;
@@ -492,7 +492,7 @@ mod tests {
     use std::time::{Duration, UNIX_EPOCH};
 
     fn index() -> NodeIndex {
-        let nodes = crate::inventory::parse_nodes(
+        let nodes = compose_cluster::inventory::parse_nodes(
             "[[node]]\nhostname = \"node01\"\nmac = \"52:54:00:c0:00:01\"\nip = \"10.78.0.11\"\nimage = \"minimal\"\n",
             std::path::Path::new("nodes.toml"),
         )

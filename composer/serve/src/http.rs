@@ -6,8 +6,8 @@
 
 use super::log::Record;
 use super::{status, Plan};
-use crate::publish::Tree;
 use anyhow::{Context, Result};
+use compose_publish::Tree;
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
@@ -120,7 +120,7 @@ pub async fn start(
 
 fn report(
     tree: &std::path::Path,
-    nodes: &[crate::inventory::Node],
+    nodes: &[compose_cluster::inventory::Node],
 ) -> Result<Vec<status::NodeStatus>> {
     status::report(&Tree::open_existing(tree)?, nodes)
 }

@@ -176,8 +176,8 @@ pub struct NodeStatus {
 /// The status of every node of `nodes`, from the tree's generations and
 /// its boot record.
 pub fn report(
-    tree: &crate::publish::Tree,
-    nodes: &[crate::inventory::Node],
+    tree: &compose_publish::Tree,
+    nodes: &[compose_cluster::inventory::Node],
 ) -> Result<Vec<NodeStatus>> {
     let boots = load(tree.path())?;
     let mut rows = Vec::new();
