@@ -1,11 +1,11 @@
 //! SSH host keys: one ed25519 key per node, generated once by ssh-keygen
-//! and kept in `TREE/cluster-state/hostkeys/<hostname>/` (0700), so every
-//! regeneration hands a node the same identity and `ssh_known_hosts` stays
-//! valid. Keys of removed nodes are kept: a node re-added under the same
+//! and kept in `TREE/cluster-state/hostkeys/<hostname>/` (0700; the path is
+//! compose-tree's `Layout::hostkeys_dir`), so every regeneration hands a
+//! node the same identity and `ssh_known_hosts` stays valid. Keys of removed nodes are kept: a node re-added under the same
 //! name keeps its identity.
 
 use anyhow::{bail, Context, Result};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 pub const PRIVATE: &str = "ssh_host_ed25519_key";
@@ -34,11 +34,6 @@ impl HostKey {
             .collect::<Vec<_>>()
             .join(" ")
     }
-}
-
-/// `TREE/cluster-state/hostkeys`
-pub fn keys_dir(tree: &Path) -> PathBuf {
-    tree.join("cluster-state/hostkeys")
 }
 
 /// The stored key of `host`; None if there is none (or only half of one,

@@ -147,9 +147,8 @@ impl Node {
     }
 
     /// pxelinux's per-MAC config name: `01-aa-bb-cc-dd-ee-ff`.
-    pub fn pxelinux_name(&self) -> Result<String> {
-        let m = self.mac_bytes()?;
-        Ok(format!("01-{}", hex_join(&m, "-")))
+    pub fn pxelinux_name(&self) -> Result<compose_tree::MacEntry> {
+        Ok(compose_tree::MacEntry::new(self.mac_bytes()?))
     }
 
     /// The MAC in canonical form: lowercase, colon-separated.
@@ -338,7 +337,10 @@ mod tests {
     #[test]
     fn parses_and_names_pxelinux_files() {
         let nodes = parse_nodes(ONE, Path::new("nodes.toml")).unwrap();
-        assert_eq!(nodes[0].pxelinux_name().unwrap(), "01-52-54-00-00-00-01");
+        assert_eq!(
+            nodes[0].pxelinux_name().unwrap().to_string(),
+            "01-52-54-00-00-00-01"
+        );
         assert_eq!(nodes[0].generation, None);
     }
 

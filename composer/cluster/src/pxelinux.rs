@@ -4,19 +4,22 @@
 //! entries for MACs no longer in the inventory are removed. Each link is
 //! replaced atomically; the set of links as a whole is not (a crash leaves
 //! some nodes on the old entry until the next regen or `compose serve`).
+//!
+//! [`apply_links`] is the only code that writes these entries, and it takes
+//! the tree's lock as an argument: regen (holding it for its whole apply)
+//! and [`pxelinux_links`] (serve at start, `nodes pin`, a canary publish)
+//! both come through it.
 
 use crate::inventory::Node;
 use anyhow::{Context, Result};
+use compose_tree::{Layout, MacEntry, TreeLock};
 use serde::Serialize;
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// The link target for `node`, relative to `tftp/pxelinux.cfg/`.
 pub fn pxelinux_target(node: &Node) -> String {
-    match node.generation {
-        Some(g) => format!("../images/{}/gen/{g}/pxelinux.cfg", node.image),
-        None => format!("../images/{}/current/pxelinux.cfg", node.image),
-    }
+    Layout::entry_target(&node.image, node.generation)
 }
 
 /// One entry to create, repoint or remove.
@@ -30,14 +33,10 @@ pub struct LinkChange {
     pub new: Option<String>,
 }
 
-pub fn links_dir(tree: &Path) -> PathBuf {
-    tree.join("tftp/pxelinux.cfg")
-}
-
 /// What must change in `TREE/tftp/pxelinux.cfg` for `nodes`; None when
 /// that directory does not exist (nothing published yet).
-pub fn plan_links(tree: &Path, nodes: &[Node]) -> Result<Option<Vec<LinkChange>>> {
-    let dir = links_dir(tree);
+pub fn plan_links(tree: &Layout, nodes: &[Node]) -> Result<Option<Vec<LinkChange>>> {
+    let dir = tree.pxelinux_dir();
     let entries = match std::fs::read_dir(&dir) {
         Ok(e) => e,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
@@ -45,13 +44,13 @@ pub fn plan_links(tree: &Path, nodes: &[Node]) -> Result<Option<Vec<LinkChange>>
     };
     let mut wanted = BTreeMap::new();
     for n in nodes {
-        wanted.insert(n.pxelinux_name()?, pxelinux_target(n));
+        wanted.insert(n.pxelinux_name()?.to_string(), pxelinux_target(n));
     }
     let mut current = BTreeMap::new();
     for entry in entries {
         let entry = entry.with_context(|| format!("reading {}", dir.display()))?;
         let name = entry.file_name().to_string_lossy().into_owned();
-        if !name.starts_with("01-") {
+        if !MacEntry::is_owned_name(&name) {
             continue;
         }
         let target = match std::fs::read_link(entry.path()) {
@@ -84,9 +83,9 @@ pub fn plan_links(tree: &Path, nodes: &[Node]) -> Result<Option<Vec<LinkChange>>
     Ok(Some(changes))
 }
 
-/// Applies `changes`, each entry replaced atomically.
-pub fn apply_links(tree: &Path, changes: &[LinkChange]) -> Result<()> {
-    let dir = links_dir(tree);
+/// Applies `changes`, each entry replaced atomically, under the tree's lock.
+pub fn apply_links(_lock: &TreeLock, tree: &Layout, changes: &[LinkChange]) -> Result<()> {
+    let dir = tree.pxelinux_dir();
     for c in changes {
         let path = dir.join(&c.name);
         match &c.new {
@@ -108,12 +107,14 @@ pub fn apply_links(tree: &Path, changes: &[LinkChange]) -> Result<()> {
 /// Brings the per-MAC links in line with `nodes` (what `compose serve`
 /// does at start). Returns the number of node entries.
 pub fn pxelinux_links(tree: &Path, nodes: &[Node]) -> Result<usize> {
-    let changes = plan_links(tree, nodes)?.with_context(|| {
+    let layout = Layout::new(tree);
+    let lock = TreeLock::acquire(&layout)?;
+    let changes = plan_links(&layout, nodes)?.with_context(|| {
         format!(
             "{} does not exist: publish an image first",
-            links_dir(tree).display()
+            layout.pxelinux_dir().display()
         )
     })?;
-    apply_links(tree, &changes)?;
+    apply_links(&lock, &layout, &changes)?;
     Ok(nodes.len())
 }

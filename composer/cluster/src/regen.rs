@@ -1,13 +1,13 @@
 //! `compose nodes regen`, compose's update-cluster: everything derived from
 //! the inventory, planned as a diff, then applied atomically.
 //!
-//! Layout in the publish tree:
+//! Layout in the publish tree (paths from compose-tree's [`Layout`]):
 //! ```text
 //! TREE/cluster -> cluster.d/<hash>     the one rename that switches
 //! TREE/cluster.d/<hash>/               a complete generated set (see render.rs)
 //! TREE/cluster-state/hostkeys/<host>/  persistent SSH host keys (0700)
-//! TREE/cluster-state/lock              serializes applies
 //! TREE/tftp/pxelinux.cfg/01-<mac>      per-MAC links (outside the set)
+//! TREE/.lock                           the tree's lock, held while applying
 //! ```
 //! `<hash>` is the first 16 hex digits of the SHA-256 of the set (paths,
 //! modes, contents), so an unchanged inventory gives the same directory
@@ -23,6 +23,7 @@ use crate::pxelinux::{self, LinkChange};
 use crate::render::{render_set, FileSet, GenFile};
 use anyhow::{bail, Context, Result};
 use compose_fs::IoContext;
+use compose_tree::{Layout, TreeLock};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, BTreeSet};
@@ -90,9 +91,6 @@ pub struct RegenPlan {
     links: Option<Vec<LinkChange>>,
 }
 
-const LINK: &str = "cluster";
-const SETS: &str = "cluster.d";
-
 /// Plans a regeneration of `tree` from `inv`. Writes nothing: host keys
 /// for new nodes are generated in memory (a scratch directory outside the
 /// tree) and written by [`apply`].
@@ -103,7 +101,8 @@ pub fn plan(inv: &Inventory, tree: &Path, opts: &RegenOptions) -> Result<RegenPl
             tree.display()
         );
     }
-    let keys_dir = hostkey::keys_dir(tree);
+    let layout = Layout::new(tree);
+    let keys_dir = layout.hostkeys_dir();
     let mut keys = BTreeMap::new();
     let mut new_keys = Vec::new();
     for n in &inv.nodes {
@@ -121,7 +120,7 @@ pub fn plan(inv: &Inventory, tree: &Path, opts: &RegenOptions) -> Result<RegenPl
     let files = render_set(inv, &keys, &authorized);
     let set = set_hash(&files);
 
-    let link = tree.join(LINK);
+    let link = layout.cluster_link();
     let current = match std::fs::symlink_metadata(&link) {
         Ok(m) if m.file_type().is_symlink() => std::fs::read_link(&link)
             .at("reading symlink", &link)?
@@ -141,7 +140,7 @@ pub fn plan(inv: &Inventory, tree: &Path, opts: &RegenOptions) -> Result<RegenPl
     for (host, _) in &new_keys {
         for (name, secret) in [(hostkey::PRIVATE, true), (hostkey::PUBLIC, false)] {
             changes.push(Change {
-                path: format!("cluster-state/hostkeys/{host}/{name}"),
+                path: shown(Layout::relative().hostkeys_dir().join(host).join(name)),
                 kind: ChangeKind::Create,
                 old: None,
                 new: (!secret).then(|| format!("(new {} key for {host})", "ed25519")),
@@ -150,12 +149,12 @@ pub fn plan(inv: &Inventory, tree: &Path, opts: &RegenOptions) -> Result<RegenPl
         }
     }
     let mut notes = Vec::new();
-    let links = pxelinux::plan_links(tree, &inv.nodes)?;
+    let links = pxelinux::plan_links(&layout, &inv.nodes)?;
     match &links {
         Some(links) => changes.extend(links.iter().map(link_change)),
         None => notes.push(format!(
             "{} does not exist: per-MAC pxelinux links skipped (publish an image first)",
-            pxelinux::links_dir(tree).display()
+            layout.pxelinux_dir().display()
         )),
     }
     Ok(RegenPlan {
@@ -179,7 +178,7 @@ fn link_change(l: &LinkChange) -> Change {
     };
     let show = |t: &Option<String>| t.as_ref().map(|t| format!("-> {t}\n"));
     Change {
-        path: format!("tftp/pxelinux.cfg/{}", l.name),
+        path: shown(Layout::relative().pxelinux_dir().join(&l.name)),
         kind,
         old: show(&l.old),
         new: show(&l.new),
@@ -254,7 +253,7 @@ fn diff_sets(old: &FileSet, new: &FileSet) -> Vec<Change> {
             _ => continue,
         };
         out.push(Change {
-            path: format!("{LINK}/{p}"),
+            path: shown(Layout::relative().cluster_link().join(p)),
             kind,
             old: o.and_then(text),
             new: n.and_then(text),
@@ -309,21 +308,24 @@ impl RegenPlan {
 
     /// One line: what would change.
     pub fn summary(&self) -> String {
-        let count = |prefix: &str, kind: ChangeKind| {
+        // Change paths are relative to the tree: sort them by where they are.
+        let rel = Layout::relative();
+        let under = |c: &Change, dir: PathBuf| Path::new(&c.path).starts_with(dir);
+        let count = |kind: ChangeKind| {
             self.changes
                 .iter()
-                .filter(|c| c.path.starts_with(prefix) && c.kind == kind)
+                .filter(|c| under(c, rel.cluster_link()) && c.kind == kind)
                 .count()
         };
         let (c, m, r) = (
-            count("cluster/", ChangeKind::Create),
-            count("cluster/", ChangeKind::Change),
-            count("cluster/", ChangeKind::Remove),
+            count(ChangeKind::Create),
+            count(ChangeKind::Change),
+            count(ChangeKind::Remove),
         );
         let links = self
             .changes
             .iter()
-            .filter(|c| c.path.starts_with("tftp/"))
+            .filter(|c| under(c, rel.pxelinux_dir()))
             .count();
         if self.is_empty() {
             return format!("cluster set {} is up to date", self.set);
@@ -380,9 +382,9 @@ impl RegenPlan {
 /// without changing anything if another regen changed the tree since the
 /// plan was made.
 pub fn apply(plan: &RegenPlan) -> Result<()> {
-    let tree = &plan.tree;
-    let _lock = lock(tree)?;
-    let link = tree.join(LINK);
+    let layout = Layout::new(&plan.tree);
+    let lock = TreeLock::acquire(&layout)?;
+    let link = layout.cluster_link();
     let now = std::fs::read_link(&link)
         .ok()
         .and_then(|t| t.file_name().map(|n| n.to_string_lossy().into_owned()));
@@ -395,13 +397,13 @@ pub fn apply(plan: &RegenPlan) -> Result<()> {
     if plan.is_empty() {
         return Ok(());
     }
-    let keys_dir = hostkey::keys_dir(tree);
+    let keys_dir = layout.hostkeys_dir();
     for (host, key) in &plan.keys {
         hostkey::store(&keys_dir, host, key)?;
     }
     compose_fs::fault::point("cluster:after-hostkeys");
 
-    let sets = tree.join(SETS);
+    let sets = layout.cluster_sets_dir();
     compose_fs::create_dir(&sets, 0o755)?;
     let target = sets.join(&plan.set);
     if target.exists() && read_set(&target).ok().as_ref() != Some(&plan.files) {
@@ -413,11 +415,11 @@ pub fn apply(plan: &RegenPlan) -> Result<()> {
         write_set(&sets, &plan.set, &plan.files)?;
     }
     compose_fs::fault::point("cluster:before-switch");
-    compose_fs::replace_symlink(&format!("{SETS}/{}", plan.set), &link)?;
+    compose_fs::replace_symlink(&Layout::cluster_target(&plan.set), &link)?;
     compose_fs::fault::point("cluster:after-switch");
 
     if let Some(links) = &plan.links {
-        pxelinux::apply_links(tree, links)?;
+        pxelinux::apply_links(&lock, &layout, links)?;
     }
     remove_old_sets(&sets, &plan.set, plan.current.as_deref())
 }
@@ -488,9 +490,7 @@ fn remove_old_sets(sets: &Path, keep: &str, previous: Option<&str>) -> Result<()
     Ok(compose_fs::sync_dir(sets)?)
 }
 
-/// An exclusive lock on `TREE/cluster-state/lock`, held while applying.
-fn lock(tree: &Path) -> Result<compose_fs::lock::Guard> {
-    let dir = tree.join("cluster-state");
-    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    Ok(compose_fs::lock::open_exclusive(&dir.join("lock"))?)
+/// A path relative to the tree, as a change names it.
+fn shown(rel: PathBuf) -> String {
+    rel.to_string_lossy().into_owned()
 }

@@ -55,7 +55,7 @@ fn seed_keys(tree: &Path, hosts: &[&str]) {
             private: read(hostkey::PRIVATE),
             public: read(hostkey::PUBLIC),
         };
-        hostkey::store(&hostkey::keys_dir(tree), h, &key).unwrap();
+        hostkey::store(&compose_tree::Layout::new(tree).hostkeys_dir(), h, &key).unwrap();
     }
 }
 

@@ -6,15 +6,15 @@
 //! every kept generation's snapshot pinned. A kill at any point leaves at
 //! worst unreferenced data for the next run; `current` is never touched.
 
-use super::materialize::{chain_ids, checkpoint};
-use super::Tree;
+use super::materialize::chain_ids;
+use super::{GenFile, Tree};
 use anyhow::{Context, Result};
 use compose_fs::IoContext;
 use compose_store::{GcPolicy, SnapshotId, Store};
 use serde::Serialize;
 use std::collections::BTreeSet;
 use std::fs;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 #[derive(Debug, Default, Serialize)]
 pub struct TreeGcReport {
@@ -55,16 +55,19 @@ pub fn gc_tree(
             }
         }
     }
-    let live_roots: BTreeSet<String> = live_snaps.iter().map(|s| s.digest().hex()).collect();
+    let live_roots: BTreeSet<PathBuf> = live_snaps
+        .iter()
+        .map(|s| tree.layout().root_dir(s))
+        .collect();
     let mut live_chains = BTreeSet::new();
     for s in &live_snaps {
         for c in chain_ids(&store.layers(s)?) {
-            live_chains.insert(checkpoint(tree.path(), &c));
+            live_chains.insert(tree.layout().chain_dir(&c));
         }
     }
-    let roots = tree.path().join("roots");
+    let roots = tree.layout().roots_dir();
     for entry in fs::read_dir(&roots).at("listing", &roots)?.flatten() {
-        if !live_roots.contains(&*entry.file_name().to_string_lossy()) {
+        if !live_roots.contains(&entry.path()) {
             report.removed_roots += 1;
             if !dry_run {
                 discard(tree, &entry.path())?;
@@ -72,7 +75,7 @@ pub fn gc_tree(
             }
         }
     }
-    let chains = tree.path().join("chains");
+    let chains = tree.layout().chains_dir();
     for entry in fs::read_dir(&chains).at("listing", &chains)?.flatten() {
         if !live_chains.contains(&entry.path()) {
             report.removed_checkpoints += 1;
@@ -117,8 +120,8 @@ fn discard(tree: &Tree, path: &Path) -> Result<()> {
         .to_string_lossy()
         .into_owned();
     let trash = tree
-        .path()
-        .join("tmp")
+        .layout()
+        .tmp_dir()
         .join(format!("trash-{}-{name}", std::process::id()));
     fs::rename(path, &trash).with_context(|| format!("moving {} away", path.display()))?;
     fs::remove_dir_all(&trash).with_context(|| format!("removing {}", trash.display()))
@@ -144,7 +147,7 @@ pub fn fsck_tree(tree: &Tree) -> Result<Vec<String>> {
         }
         for g in gens {
             let dir = tree.gen_dir(&image, g.number);
-            for f in ["vmlinuz", "initrd.img", "pxelinux.cfg"] {
+            for f in GenFile::BOOT.map(GenFile::name) {
                 if !dir.join(f).is_file() {
                     problems.push(format!("{image}@gen{}: {f} is missing", g.number));
                 }
@@ -158,7 +161,7 @@ pub fn fsck_tree(tree: &Tree) -> Result<Vec<String>> {
             }
         }
     }
-    let default = tree.path().join("tftp/pxelinux.cfg/default");
+    let default = tree.layout().pxelinux_default();
     let any_current = tree
         .images()?
         .iter()

@@ -1,20 +1,11 @@
 //! Publishing snapshots as bootable generations, atomically.
 //!
-//! The publish tree (default /srv/compose):
-//!
-//! ```text
-//! roots/<snapshot hex>/          one immutable root per published snapshot (the NFS export)
-//! chains/<chain id>/             extraction checkpoints (hard-link farms), see materialize.rs
-//! images/<image>/gen/<N>/        generation N: generation.json, pxelinux.cfg, vmlinuz, initrd.img
-//! images/<image>/current -> gen/N   the one symlink whose rename switches an image
-//! tftp/                          the TFTP root: pxelinux.0 + ldlinux.c32 (BIOS), syslinux.efi +
-//!                                ldlinux.e64 (UEFI x64), images -> ../images,
-//!   pxelinux.cfg/default -> ../images/<image>/current/pxelinux.cfg
-//! tmp/                           scratch, swept under the lock
-//! ```
-//!
-//! roots/, chains/ and tmp/ are 0700: the roots carry the images' setuid
-//! binaries, device nodes and secrets, for the (root) NFS server only.
+//! The publish tree's paths are compose-tree's [`Layout`] (the whole tree
+//! is drawn there); its lock is compose-tree's [`TreeLock`]. This crate
+//! writes roots, checkpoints, generations, `current`, the boot loaders and
+//! the TFTP default entry. roots/, chains/ and tmp/ are 0700: the roots
+//! carry the images' setuid binaries, device nodes and secrets, for the
+//! (root) NFS server only.
 //!
 //! Everything of a generation is written and synced before `current` is
 //! renamed; nothing a booted node uses (its root, kernel, initrd) is ever
@@ -28,6 +19,7 @@ pub mod materialize;
 use anyhow::{bail, Context, Result};
 use compose_fs::IoContext;
 use compose_store::{ImageRoot, SnapshotId, SnapshotInfo, Store};
+pub use compose_tree::{GenFile, Layout, TreeLock};
 use serde::{Deserialize, Serialize};
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
@@ -48,9 +40,6 @@ pub const BOOTLOADER: [(&str, &str); 4] = [
 /// The TFTP path of the UEFI x64 loader (see [`BOOTLOADER`]).
 pub const EFI_X64_LOADER: &str = "syslinux.efi";
 
-/// The tree's directories only root may enter (see [`Tree::open`]).
-pub const PRIVATE_DIRS: [&str; 3] = ["roots", "chains", "tmp"];
-
 /// One published generation of an image (`images/<image>/gen/<N>/generation.json`).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Generation {
@@ -69,55 +58,53 @@ pub struct Generation {
 /// The publish tree.
 pub struct Tree {
     path: PathBuf,
+    layout: Layout,
 }
 
 impl Tree {
     /// Opens the tree, creating its layout if needed.
     pub fn open(path: impl Into<PathBuf>) -> Result<Tree> {
         let path: PathBuf = path.into();
-        // state/ too: compose serve writes its boot record there under a
-        // read-only tree (the unit's ProtectSystem=strict).
-        for sub in [
-            "roots",
-            "chains",
-            "images",
-            "tmp",
-            "state",
-            "tftp/pxelinux.cfg",
-        ] {
-            fs::create_dir_all(path.join(sub))
-                .with_context(|| format!("creating {}", path.join(sub).display()))?;
+        let layout = Layout::new(&path);
+        for dir in layout.skeleton() {
+            fs::create_dir_all(&dir).at("creating directory", &dir)?;
         }
-        restrict(&path)?;
-        let link = path.join("tftp/images");
+        restrict(&layout)?;
+        let link = layout.tftp_images_link();
         if fs::symlink_metadata(&link).is_err() {
-            compose_fs::replace_symlink("../images", &link)?;
+            compose_fs::replace_symlink(Layout::TFTP_IMAGES_TARGET, &link)?;
         }
-        Ok(Tree { path })
+        Ok(Tree { path, layout })
     }
 
     /// Opens an existing tree (read-only commands never create one).
     pub fn open_existing(path: impl Into<PathBuf>) -> Result<Tree> {
         let path: PathBuf = path.into();
-        if !path.join("images").is_dir() {
+        let layout = Layout::new(&path);
+        if !layout.images_dir().is_dir() {
             bail!(
                 "no publish tree at {}: publish a snapshot first (`compose publish IMAGE`) or pass --root",
                 path.display()
             );
         }
         // Best effort: a read-only command may run as a user who cannot.
-        let _ = restrict(&path);
-        Ok(Tree { path })
+        let _ = restrict(&layout);
+        Ok(Tree { path, layout })
     }
 
     pub fn path(&self) -> &Path {
         &self.path
     }
 
-    /// Exclusive lock for changes; sweeps scratch left by a killed process.
-    pub fn lock(&self) -> Result<compose_fs::lock::Guard> {
-        let lock = compose_fs::lock::open_exclusive(&self.path.join(".lock"))?;
-        let tmp = self.path.join("tmp");
+    /// Where everything is in the tree.
+    pub fn layout(&self) -> &Layout {
+        &self.layout
+    }
+
+    /// The tree's lock, for changes; sweeps scratch left by a killed process.
+    pub fn lock(&self) -> Result<TreeLock> {
+        let lock = TreeLock::acquire(&self.layout)?;
+        let tmp = self.layout.tmp_dir();
         for entry in fs::read_dir(&tmp).at("listing", &tmp)?.flatten() {
             let p = entry.path();
             let _ = if p.is_dir() {
@@ -129,22 +116,22 @@ impl Tree {
         Ok(lock)
     }
 
-    fn image_dir(&self, image: &str) -> PathBuf {
-        self.path.join("images").join(image)
-    }
-
     /// The directory of generation `n` of `image`.
     pub fn gen_dir(&self, image: &str, n: u64) -> PathBuf {
-        self.image_dir(image).join("gen").join(n.to_string())
+        self.layout.gen_dir(image, n)
     }
 
     /// Images with at least one generation, sorted.
     pub fn images(&self) -> Result<Vec<String>> {
-        let images = self.path.join("images");
+        let images = self.layout.images_dir();
         let mut out: Vec<String> = fs::read_dir(&images)
             .at("listing", &images)?
             .flatten()
-            .filter(|e| e.path().join("gen").is_dir())
+            .filter(|e| {
+                self.layout
+                    .gens_dir(&e.file_name().to_string_lossy())
+                    .is_dir()
+            })
             .map(|e| e.file_name().to_string_lossy().into_owned())
             .collect();
         out.sort();
@@ -153,12 +140,9 @@ impl Tree {
 
     /// The number `current` points at, if any.
     pub fn current(&self, image: &str) -> Result<Option<u64>> {
-        match fs::read_link(self.image_dir(image).join("current")) {
+        match fs::read_link(self.layout.current_link(image)) {
             Ok(target) => {
-                let n = target
-                    .to_str()
-                    .and_then(|t| t.strip_prefix("gen/"))
-                    .and_then(|n| n.parse().ok())
+                let n = Layout::parse_current_target(&target)
                     .with_context(|| format!("{image}: current points at {}", target.display()))?;
                 Ok(Some(n))
             }
@@ -169,7 +153,7 @@ impl Tree {
 
     /// All complete generations of `image`, oldest first.
     pub fn generations(&self, image: &str) -> Result<Vec<Generation>> {
-        let dir = self.image_dir(image).join("gen");
+        let dir = self.layout.gens_dir(image);
         let current = self.current(image)?;
         let mut out = Vec::new();
         let entries = match fs::read_dir(&dir) {
@@ -191,7 +175,7 @@ impl Tree {
     }
 
     fn read_generation(&self, dir: &Path) -> Result<Generation> {
-        let path = dir.join("generation.json");
+        let path = dir.join(GenFile::Meta.name());
         let text =
             fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
         serde_json::from_str(&text).with_context(|| format!("{} is damaged", path.display()))
@@ -214,14 +198,13 @@ impl Tree {
     }
 }
 
-/// Makes [`PRIVATE_DIRS`] 0700. Roots hold the images' setuid binaries,
+/// Makes the tree's private directories ([`Layout::private_dirs`]) 0700. Roots hold the images' setuid binaries,
 /// device nodes and secrets: no local user of the server may reach them.
 /// Only root uses these directories (the NFS server opens roots by absolute
 /// path); TFTP serves tftp/ and images/, which stay readable. A tree made
 /// by an older compose (0755) is tightened here.
-fn restrict(tree: &Path) -> Result<()> {
-    for sub in PRIVATE_DIRS {
-        let dir = tree.join(sub);
+fn restrict(layout: &Layout) -> Result<()> {
+    for dir in layout.private_dirs() {
         fs::set_permissions(&dir, fs::Permissions::from_mode(0o700))
             .with_context(|| format!("restricting the mode of {}", dir.display()))?;
     }
@@ -290,7 +273,7 @@ pub fn publish_with(
             seconds: started.elapsed().as_secs_f64(),
         });
     }
-    let mat = materialize::ensure_root_with(store, &tree.path, &snap.id, progress)?;
+    let mat = materialize::ensure_root_with(store, &tree.layout, &snap.id, progress)?;
     // Everything read out of the root resolves inside it: the image's
     // symlinks never reach the build host's files.
     let image_root = ImageRoot::open(&mat.root)?;
@@ -312,9 +295,9 @@ pub fn publish_with(
     // The TFTP default entry goes through `current`, so it is made before
     // the switch (dangling until then): a crash can never leave a current
     // generation without a default entry.
-    let default = tree.path.join("tftp/pxelinux.cfg/default");
+    let default = tree.layout.pxelinux_default();
     if fs::symlink_metadata(&default).is_err() {
-        compose_fs::replace_symlink(&format!("../images/{image}/current/pxelinux.cfg"), &default)?;
+        compose_fs::replace_symlink(&Layout::entry_target(image, None), &default)?;
     }
     if opts.no_switch {
         return Ok(PublishReport {
@@ -326,8 +309,8 @@ pub fn publish_with(
     }
     compose_fs::fault::point("publish:before-switch");
     compose_fs::replace_symlink(
-        &format!("gen/{number}"),
-        &tree.image_dir(image).join("current"),
+        &Layout::current_target(number),
+        &tree.layout.current_link(image),
     )?;
     compose_fs::fault::point("publish:after-switch");
     Ok(PublishReport {
@@ -352,7 +335,7 @@ fn write_generation(
     settings: &boot::BootSettings,
     opts: &PublishOptions,
 ) -> Result<Generation> {
-    let gen_dir = tree.image_dir(image).join("gen");
+    let gen_dir = tree.layout.gens_dir(image);
     fs::create_dir_all(&gen_dir).at("creating directory", &gen_dir)?;
     let tmp = gen_dir.join(format!(".tmp-{number}"));
     if tmp.exists() {
@@ -362,8 +345,8 @@ fn write_generation(
     // Hard links: the TFTP files are the root's own, never a copy to drift.
     // (Resolved inside the root: `/boot/vmlinuz-V -> /boot/k/vmlinuz` is
     // the image's file, and nothing of the host can be linked.)
-    root.link_file(&kernel.kernel, &tmp.join("vmlinuz"))?;
-    root.link_file(&kernel.initrd, &tmp.join("initrd.img"))?;
+    root.link_file(&kernel.kernel, &tmp.join(GenFile::Kernel.name()))?;
+    root.link_file(&kernel.initrd, &tmp.join(GenFile::Initrd.name()))?;
     let export = root
         .path()
         .to_str()
@@ -375,15 +358,14 @@ fn write_generation(
     let mut extra = settings.cmdline.clone();
     extra.extend(opts.cmdline.iter().cloned());
     let cmdline = boot::render_cmdline(opts.server.as_deref(), export, &marker, &extra);
-    let prefix = format!("images/{image}/gen/{number}");
     let pxe = boot::render_pxelinux(&boot::Entry {
         label: &format!("{image}-{number}"),
-        kernel: &format!("{prefix}/vmlinuz"),
-        initrd: &format!("{prefix}/initrd.img"),
+        kernel: &Layout::gen_file_rel(image, number, GenFile::Kernel),
+        initrd: &Layout::gen_file_rel(image, number, GenFile::Initrd),
         cmdline: &cmdline,
         serial: settings.pxelinux_serial.as_deref(),
     });
-    let cfg = tmp.join("pxelinux.cfg");
+    let cfg = tmp.join(GenFile::Pxelinux.name());
     fs::write(&cfg, pxe).at("writing", &cfg)?;
     let gen = Generation {
         image: image.to_string(),
@@ -395,7 +377,7 @@ fn write_generation(
         root: root.path().to_path_buf(),
         current: false,
     };
-    let json = tmp.join("generation.json");
+    let json = tmp.join(GenFile::Meta.name());
     fs::write(&json, serde_json::to_string_pretty(&gen)? + "\n").at("writing", &json)?;
     for f in [cfg, json] {
         fs::File::open(&f)
@@ -422,7 +404,7 @@ fn install_bootloader(tree: &Tree) -> Result<()> {
         loaders.push((name, bytes));
     }
     for (name, bytes) in loaders {
-        let dst = tree.path.join("tftp").join(name);
+        let dst = tree.layout.tftp_dir().join(name);
         if fs::read(&dst).ok().as_deref() != Some(&bytes[..]) {
             compose_fs::replace_file(&dst, &bytes, 0o644)?;
         }
@@ -459,8 +441,8 @@ pub fn rollback(tree: &Tree, image: &str, to: Option<u64>) -> Result<RollbackRep
     };
     compose_fs::fault::point("rollback:before-switch");
     compose_fs::replace_symlink(
-        &format!("gen/{}", target.number),
-        &tree.image_dir(image).join("current"),
+        &Layout::current_target(target.number),
+        &tree.layout.current_link(image),
     )?;
     Ok(RollbackReport {
         image: image.to_string(),

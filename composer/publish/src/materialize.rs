@@ -13,6 +13,7 @@
 use anyhow::{bail, Context, Result};
 use compose_fs::IoContext;
 use compose_store::{apply_layer, Digest, Hasher, LayerDigest, SnapshotId, Store};
+use compose_tree::Layout;
 use nix::sys::stat::{utimensat, UtimensatFlags};
 use nix::sys::time::TimeSpec;
 use std::fs;
@@ -85,18 +86,18 @@ impl<R: std::io::Read> std::io::Read for Counting<'_, R> {
 }
 
 /// `ROOT/roots/<hex>` for `snapshot`, building it if needed.
-pub fn ensure_root(store: &Store, tree: &Path, snapshot: &SnapshotId) -> Result<Materialized> {
+pub fn ensure_root(store: &Store, tree: &Layout, snapshot: &SnapshotId) -> Result<Materialized> {
     ensure_root_with(store, tree, snapshot, &mut |_| {})
 }
 
 /// [`ensure_root`], telling `progress` how the extraction goes.
 pub fn ensure_root_with(
     store: &Store,
-    tree: &Path,
+    tree: &Layout,
     snapshot: &SnapshotId,
     progress: &mut dyn FnMut(Extracting),
 ) -> Result<Materialized> {
-    let dst = tree.join("roots").join(snapshot.digest().hex());
+    let dst = tree.root_dir(snapshot);
     if dst.is_dir() {
         return Ok(Materialized {
             root: dst,
@@ -117,15 +118,15 @@ pub fn ensure_root_with(
         .collect();
     let start = (1..n)
         .rev()
-        .find(|&k| checkpoint(tree, &chains[k - 1]).is_dir())
+        .find(|&k| tree.chain_dir(&chains[k - 1]).is_dir())
         .unwrap_or(0);
     let scratch = tempfile::Builder::new()
         .prefix("root-")
-        .tempdir_in(tree.join("tmp"))
+        .tempdir_in(tree.tmp_dir())
         .context("creating a scratch directory in the publish tree")?;
     let work = scratch.path().join("root");
     if start > 0 {
-        clone_tree(&checkpoint(tree, &chains[start - 1]), &work)?;
+        clone_tree(&tree.chain_dir(&chains[start - 1]), &work)?;
     } else {
         fs::create_dir(&work).at("creating", &work)?;
     }
@@ -148,10 +149,10 @@ pub fn ensure_root_with(
             .with_context(|| format!("extracting layer {} ({}) of {snapshot}", i + 1, layers[i]))?;
         compose_fs::fault::point("publish:mid-extract");
         let prefix = i + 1;
-        if keep.contains(&prefix) && !checkpoint(tree, &chains[i]).is_dir() {
+        if keep.contains(&prefix) && !tree.chain_dir(&chains[i]).is_dir() {
             let tmp = scratch.path().join(format!("chain-{prefix}"));
             clone_tree(&work, &tmp)?;
-            new_checkpoints.push((tmp, checkpoint(tree, &chains[i])));
+            new_checkpoints.push((tmp, tree.chain_dir(&chains[i])));
         }
     }
     // The root directory itself is not a tar entry.
@@ -167,18 +168,14 @@ pub fn ensure_root_with(
             .with_context(|| format!("moving a checkpoint to {}", dst.display()))?;
     }
     fs::rename(&work, &dst).with_context(|| format!("moving the new root to {}", dst.display()))?;
-    compose_fs::sync_dir(&tree.join("chains"))?;
-    compose_fs::sync_dir(&tree.join("roots"))?;
+    compose_fs::sync_dir(&tree.chains_dir())?;
+    compose_fs::sync_dir(&tree.roots_dir())?;
     Ok(Materialized {
         root: dst,
         reused: false,
         layers_from_checkpoint: start,
         layers_applied: n - start,
     })
-}
-
-pub fn checkpoint(tree: &Path, chain: &Digest) -> PathBuf {
-    tree.join("chains").join(chain.hex())
 }
 
 /// Copies the directory structure of `src` to `dst` and hard-links every

@@ -78,12 +78,13 @@ pub async fn start(
     counters: SharedCounters,
 ) -> Result<(compose_http::HttpServer, SocketAddr)> {
     let tree = plan.tree.clone();
+    let layout = compose_tree::Layout::new(&tree);
     let mut cfg =
-        compose_http::HttpConfig::new(tree.join("tftp"), SocketAddr::from((plan.server_ip, port)));
+        compose_http::HttpConfig::new(layout.tftp_dir(), SocketAddr::from((plan.server_ip, port)));
     // `tftp/images -> ../images`: the boundary is the tree, and only the
     // generations besides tftp/ itself are served (never roots/ or cluster/).
     cfg.confine = tree.clone();
-    cfg.allow = vec![tree.join("images")];
+    cfg.allow = vec![layout.images_dir()];
     let (mut server, addr) = compose_http::HttpServer::bind(cfg)
         .await
         .with_context(|| format!("binding HTTP on {}:{port}", plan.server_ip))?;
@@ -95,9 +96,7 @@ pub async fn start(
         // Through the `cluster` symlink, so a regen's new set is what is read.
         private.insert(
             &format!("nodes/{}/overlay.cpio", n.hostname),
-            tree.join("cluster/boot")
-                .join(&n.hostname)
-                .join("overlay.cpio"),
+            layout.node_overlay(&n.hostname),
             IpAddr::V4(n.ip),
         );
     }

@@ -16,6 +16,7 @@ pub mod status;
 use anyhow::{bail, Context, Result};
 use compose_cluster::inventory::Node;
 use compose_publish::Tree;
+use compose_tree::Layout;
 use serde::Deserialize;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -165,7 +166,8 @@ fn exports(
     tree: &Path,
     nodes: &[(String, std::net::IpAddr)],
 ) -> std::io::Result<Vec<compose_nfs::Export>> {
-    let mut out: Vec<compose_nfs::Export> = match std::fs::read_dir(tree.join("roots")) {
+    let layout = Layout::new(tree);
+    let mut out: Vec<compose_nfs::Export> = match std::fs::read_dir(layout.roots_dir()) {
         Ok(dir) => dir
             .flatten()
             .filter(|e| e.path().is_dir())
@@ -175,7 +177,7 @@ fn exports(
         Err(e) => return Err(e),
     };
     for (host, ip) in nodes {
-        let path = tree.join("cluster/boot").join(host);
+        let path = layout.node_boot_dir(host);
         // Resolved now: `cluster` is a symlink a regen swaps.
         if let Ok(dir) = std::fs::canonicalize(&path) {
             if dir.is_dir() {
@@ -280,14 +282,16 @@ pub fn run(plan: Plan, mut on_log: impl FnMut(&log::Record) + Send + 'static) ->
         }
         if plan.tftp {
             let port = plan.config.tftp_port.unwrap_or(69);
+            let layout = Layout::new(&plan.tree);
             let mut cfg = compose_tftp::TftpConfig::new(
-                plan.tree.join("tftp"),
+                layout.tftp_dir(),
                 SocketAddr::from((plan.server_ip, port)),
             );
             cfg.confine = plan.tree.clone();
             // Only the TFTP root and the generations it links to: never
             // roots/, cluster/ or state/ through a symlink (security #11).
-            cfg.subtrees = vec!["tftp".into(), "images".into()];
+            let rel = Layout::relative();
+            cfg.subtrees = vec![rel.tftp_dir(), rel.images_dir()];
             let (server, addr) = compose_tftp::TftpServer::bind(cfg).await?;
             if !plan.interface.is_empty() {
                 server.bind_to_device(&plan.interface)?;
@@ -296,7 +300,7 @@ pub fn run(plan: Plan, mut on_log: impl FnMut(&log::Record) + Send + 'static) ->
             let _ = ev_tx.send(Event::Started(format!(
                 "tftp on udp {addr}{}, root {}",
                 device_note(&plan.interface),
-                plan.tree.join("tftp").display()
+                layout.tftp_dir().display()
             )));
             let stop = stopped(stop_rx.clone());
             tasks.spawn(async move { server.run(tx, stop).await.context("tftp server") });
@@ -325,7 +329,7 @@ pub fn run(plan: Plan, mut on_log: impl FnMut(&log::Record) + Send + 'static) ->
                 cfg.boot.efi_x64.as_deref().unwrap_or("none")
             )));
             for file in [cfg.boot.bios.as_str(), compose_publish::EFI_X64_LOADER] {
-                if !plan.tree.join("tftp").join(file).is_file() {
+                if !Layout::new(&plan.tree).tftp_dir().join(file).is_file() {
                     let _ = ev_tx.send(Event::Started(format!(
                         "warning: tftp/{file} is missing: clients asking for it fail until `compose publish` installs it"
                     )));

@@ -16,6 +16,7 @@ use compose_dhcp::{mac_string, DhcpEvent, RaEvent};
 use compose_http::HttpEvent;
 use compose_nfs::NfsEvent;
 use compose_tftp::TftpEvent;
+use compose_tree::Layout;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -223,35 +224,6 @@ impl NodeIndex {
     }
 }
 
-/// `images/<img>/gen/<N>/<file>` -> (img, N): which generation a TFTP
-/// fetch belongs to.
-pub fn generation_of(path: &str) -> Option<(String, u64)> {
-    let p = path.trim_start_matches('/');
-    let mut parts = p.split('/');
-    if parts.next()? != "images" {
-        return None;
-    }
-    let image = parts.next()?;
-    if parts.next()? != "gen" {
-        return None;
-    }
-    let n = parts.next()?.parse().ok()?;
-    parts.next()?;
-    Some((image.to_string(), n))
-}
-
-/// The snapshot an export serves: `.../roots/<hex>` -> `sha256:<hex>`,
-/// also for a directory below it (libnfs mounts the directory holding the
-/// file it reads).
-pub fn snapshot_of(export: &str) -> Option<String> {
-    export.match_indices("/roots/").find_map(|(at, m)| {
-        let rest = &export[at + m.len()..];
-        let hex = rest.get(..64)?;
-        let ends = rest.len() == 64 || rest[64..].starts_with('/');
-        (ends && hex.bytes().all(|b| b.is_ascii_hexdigit())).then(|| format!("sha256:{hex}"))
-    })
-}
-
 /// Renders a server event as a log record.
 pub fn record(e: &Event, nodes: &NodeIndex, at: SystemTime) -> Record {
     let mut f: Vec<(&'static str, String)> = Vec::new();
@@ -269,7 +241,7 @@ pub fn record(e: &Event, nodes: &NodeIndex, at: SystemTime) -> Record {
     };
     let file = |f: &mut Vec<(&'static str, String)>, path: &str| {
         f.push(("file", path.to_string()));
-        if let Some((image, n)) = generation_of(path) {
+        if let Some((image, n)) = Layout::parse_gen_path(path) {
             f.push(("image", image));
             f.push(("gen", n.to_string()));
         }
@@ -450,8 +422,8 @@ pub fn record(e: &Event, nodes: &NodeIndex, at: SystemTime) -> Record {
             NfsEvent::Mount { peer, export } => {
                 host_peer(&mut f, peer);
                 f.push(("export", export.clone()));
-                if let Some(s) = snapshot_of(export) {
-                    f.push(("snapshot", s));
+                if let Some(s) = Layout::parse_export(export) {
+                    f.push(("snapshot", s.to_string()));
                 }
                 "nfs.mount"
             }
@@ -620,21 +592,5 @@ mod tests {
         assert!(l
             .filter(None, t0 + std::time::Duration::from_millis(2200))
             .is_empty());
-    }
-
-    #[test]
-    fn generation_and_snapshot_paths() {
-        assert_eq!(
-            generation_of("/images/hpc-node/gen/12/initrd.img"),
-            Some(("hpc-node".into(), 12))
-        );
-        assert_eq!(generation_of("pxelinux.0"), None);
-        assert_eq!(generation_of("images/x/current/vmlinuz"), None);
-        assert_eq!(snapshot_of("/srv/compose/roots/zz"), None);
-        let hex = "0f".repeat(32);
-        let want = Some(format!("sha256:{hex}"));
-        assert_eq!(snapshot_of(&format!("/srv/compose/roots/{hex}")), want);
-        assert_eq!(snapshot_of(&format!("/srv/compose/roots/{hex}/etc")), want);
-        assert_eq!(snapshot_of(&format!("/srv/compose/roots/{hex}0")), None);
     }
 }

@@ -40,7 +40,7 @@ pub struct Boots {
 }
 
 pub fn path(tree: &Path) -> PathBuf {
-    tree.join("state/boots.json")
+    compose_tree::Layout::new(tree).boots_json()
 }
 
 /// Reads the record; a missing file is an empty one.

@@ -147,7 +147,8 @@ pub fn node_file_checks(sh: &mut Shell, hostname: &str, all: &[String], tree: &P
         Err(e) => (-1, format!("{e:#}")),
     };
     let want = std::fs::read_to_string(
-        compose_cluster::hostkey::keys_dir(tree)
+        compose_tree::Layout::new(tree)
+            .hostkeys_dir()
             .join(hostname)
             .join(compose_cluster::hostkey::PUBLIC),
     )

@@ -435,7 +435,7 @@ impl Lab {
         )?;
         use std::os::unix::fs::PermissionsExt;
         fs::set_permissions(&wrapper, fs::Permissions::from_mode(0o755))?;
-        let known = self.tree.path().join("cluster/ssh_known_hosts");
+        let known = self.tree.layout().known_hosts();
         Ok((
             wrapper,
             vec![
@@ -451,12 +451,14 @@ impl Lab {
         ))
     }
 
-    /// The server-side root directory of a snapshot.
+    /// The server-side root directory of a snapshot (`sha256:<hex>`, as a
+    /// guest's boot marker names it); a name that is no snapshot id gives a
+    /// path that does not exist, so the checks on it fail and say so.
     pub fn root_of(&self, snapshot: &str) -> PathBuf {
-        self.tree
-            .path()
-            .join("roots")
-            .join(snapshot.trim_start_matches("sha256:"))
+        match snapshot.parse::<compose_store::SnapshotId>() {
+            Ok(id) => self.tree.layout().root_dir(&id),
+            Err(_) => self.tree.layout().roots_dir().join("(not a snapshot id)"),
+        }
     }
 
     /// Stops every guest and serve (so the logs are complete).

@@ -36,7 +36,8 @@ const DIRS: [&str; 7] = [
 /// Appends the test shell to guest `host`'s overlay archive in `tree`
 /// (written by `compose nodes regen` just before).
 pub fn add_test_shell(tree: &Path, host: &str) -> Result<()> {
-    let path = tree.join("cluster/boot").join(host).join("overlay.cpio");
+    let layout = compose_tree::Layout::new(tree);
+    let path = layout.node_overlay(host);
     let theirs = fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
     // The regen archive ends with the trailer; the new entries go before
     // it (klibc's cpio stops at the first trailer) and end with their own.
@@ -48,7 +49,7 @@ pub fn add_test_shell(tree: &Path, host: &str) -> Result<()> {
         );
     };
     // Directories regen's archive already makes are not made twice.
-    let have = node_dirs(&tree.join("cluster/nodes").join(host))?;
+    let have = node_dirs(&layout.node_files(host))?;
     let mut entries: Vec<Entry> = DIRS
         .iter()
         .filter(|d| !have.contains(**d))

@@ -134,7 +134,7 @@ pub fn run_cli(root: &Path, args: Args) -> Result<ExitCode> {
     ssh_options.extend(args.ssh_args.iter().cloned());
     // The cluster's host keys (compose nodes regen), when the user's own
     // known_hosts is not told otherwise.
-    let known = root.join("cluster/ssh_known_hosts");
+    let known = compose_tree::Layout::new(root).known_hosts();
     if known.is_file() && !ssh_options.iter().any(|o| o.contains("UserKnownHostsFile")) {
         let home = std::env::var("HOME").unwrap_or_else(|_| "/root".into());
         ssh_options.extend([

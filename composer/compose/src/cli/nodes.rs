@@ -5,6 +5,7 @@ use compose_cluster::{
     apply, load_inventory, parse_mac_list, plan, pxelinux_links, Inventory, InventoryFile,
     NewNodes, NodeSet, RegenOptions,
 };
+use compose_tree::Layout;
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
@@ -287,11 +288,12 @@ fn pin(root: &Path, path: &Path, expr: &str, generation: Option<u64>) -> Result<
     };
     eprintln!("compose nodes: {} {what} ({} changed)", set, changed.len());
     // The pin takes effect through the node's pxelinux link: update them now.
-    if root.join("tftp/pxelinux.cfg").is_dir() {
+    let entries = Layout::new(root).pxelinux_dir();
+    if entries.is_dir() {
         pxelinux_links(root, &f.inventory().nodes)?;
         eprintln!(
             "compose nodes: pxelinux links updated in {}",
-            root.join("tftp/pxelinux.cfg").display()
+            entries.display()
         );
     }
     Ok(ExitCode::SUCCESS)
@@ -300,16 +302,12 @@ fn pin(root: &Path, path: &Path, expr: &str, generation: Option<u64>) -> Result<
 /// A pin to a generation that is not published would leave the node
 /// without a boot entry: refuse it when the publish tree is at hand.
 fn check_generations(root: &Path, inv: &Inventory, set: &NodeSet, g: u64) -> Result<()> {
-    if !root.join("images").is_dir() {
+    let layout = Layout::new(root);
+    if !layout.images_dir().is_dir() {
         return Ok(());
     }
     for n in inv.nodes_in(set) {
-        let dir = root
-            .join("images")
-            .join(&n.image)
-            .join("gen")
-            .join(g.to_string());
-        if !dir.is_dir() {
+        if !layout.gen_dir(&n.image, g).is_dir() {
             bail!(
                 "{}: image {} has no generation {g} in {} (see `compose generations {}`)",
                 n.hostname,
